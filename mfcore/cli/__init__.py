@@ -1,0 +1,49 @@
+"""The ``mfcore`` command: a thin click layer over the library.
+
+Each sub-command lives in its own module and only parses options, calls the library and
+prints. Errors the user can cause (:class:`mfcore.errors.MfcoreError`) print one line on
+stderr and exit with status 1; usage errors exit with status 2 (click's convention).
+Heavy imports (numba, pandas) happen inside commands so ``mfcore --help`` stays fast.
+"""
+import sys
+
+import click
+
+from ..errors import MfcoreError
+
+
+class _Group(click.Group):
+    """A click group that turns library errors into one clean line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MfcoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mfcore")
+def main():
+    """mfcore: fast from-scratch rating-prediction models (MF, biased MF, NN, mixed).
+
+    \b
+    Examples:
+      mfcore datasets info ml-100k
+      mfcore train --dataset ml-100k --model mfb --factors 10
+      mfcore gradcheck
+    """
+
+
+def _register():
+    from . import datasets as _datasets  # noqa: F401  (adds the `datasets` group)
+    from . import train as _train  # noqa: F401  (adds `train` and `gradcheck`)
+
+
+_register()

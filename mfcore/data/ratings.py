@@ -1,0 +1,167 @@
+"""The one container every part of mfcore passes around: a set of explicit ratings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True, eq=False)
+class Ratings:
+    """Explicit ratings (user, item) -> rating, with users and items as dense indices.
+
+    Attributes
+    ----------
+    users, items : int32 arrays, shape (n,)
+        Dense indices in ``[0, n_users)`` and ``[0, n_items)``.
+    ratings : float32 array, shape (n,)
+    timestamps : int64 array, shape (n,)
+        Seconds since the epoch; zeros when the source has none.
+    user_ids, item_ids : arrays, shape (n_users,) and (n_items,)
+        Raw id of each index (``user_ids[u]`` is the id the file used for user ``u``).
+        Sorted ascending, so index order follows raw id order.
+    titles : dict raw item id -> title, possibly empty.
+    name : where the data came from (a builtin name, a path, or "DataFrame").
+
+    Subsets made with :meth:`subset` share the id maps, so a model fitted on a training
+    split can score its validation split. ``n_users`` and ``n_items`` are the sizes of the
+    shared index space, not the counts present in a subset.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    titles: dict = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self):
+        n = len(self.users)
+        for attr in ("items", "ratings", "timestamps"):
+            if len(getattr(self, attr)) != n:
+                raise DataError(f"Ratings.{attr} has {len(getattr(self, attr))} rows, users has {n}")
+
+    # ---- sizes -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(len(self.users))
+
+    @property
+    def n_users(self) -> int:
+        return int(len(self.user_ids))
+
+    @property
+    def n_items(self) -> int:
+        return int(len(self.item_ids))
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """(min, max) rating present; (nan, nan) when empty."""
+        if len(self) == 0:
+            return (float("nan"), float("nan"))
+        return (float(self.ratings.min()), float(self.ratings.max()))
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_arrays(cls, users, items, ratings, timestamps=None, titles=None, name="arrays",
+                    user_ids=None, item_ids=None) -> "Ratings":
+        """Build from raw ids. Raw ids (any sortable dtype) are mapped to dense indices.
+
+        When ``user_ids`` / ``item_ids`` are given, they fix the index space (raw ids not in
+        them raise :class:`DataError`); otherwise the sorted unique raw ids define it.
+        """
+        users = np.asarray(users)
+        items = np.asarray(items)
+        ratings = np.asarray(ratings, dtype=np.float32)
+        n = len(users)
+        if timestamps is None:
+            timestamps = np.zeros(n, dtype=np.int64)
+        timestamps = np.asarray(timestamps, dtype=np.int64)
+        if not (len(items) == len(ratings) == len(timestamps) == n):
+            raise DataError("users, items, ratings and timestamps must have the same length")
+        if n and not np.all(np.isfinite(ratings)):
+            bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
+            raise DataError(f"rating at row {bad} is not a finite number")
+        uidx, uids = _index(users, user_ids, "user")
+        iidx, iids = _index(items, item_ids, "item")
+        return cls(uidx, iidx, ratings, timestamps, uids, iids, dict(titles or {}), name)
+
+    def subset(self, rows) -> "Ratings":
+        """Rows selected by a boolean mask or an index array, sharing this set's id maps."""
+        rows = np.asarray(rows)
+        return Ratings(self.users[rows], self.items[rows], self.ratings[rows],
+                       self.timestamps[rows], self.user_ids, self.item_ids, self.titles,
+                       self.name)
+
+    # ---- raw id <-> index --------------------------------------------------------------
+    def user_index(self, raw_ids, missing: int | None = None) -> np.ndarray:
+        """Dense indices of raw user ids. Unknown ids raise, or map to ``missing`` if given."""
+        return _lookup(self.user_ids, raw_ids, "user", missing)
+
+    def item_index(self, raw_ids, missing: int | None = None) -> np.ndarray:
+        """Dense indices of raw item ids. Unknown ids raise, or map to ``missing`` if given."""
+        return _lookup(self.item_ids, raw_ids, "item", missing)
+
+    def to_dataframe(self):
+        """A pandas DataFrame with raw ids: columns user, item, rating, timestamp."""
+        import pandas as pd
+        return pd.DataFrame({"user": self.user_ids[self.users], "item": self.item_ids[self.items],
+                             "rating": self.ratings, "timestamp": self.timestamps})
+
+    def describe(self) -> dict:
+        """Summary figures: ratings, users, items, scale, density, time range."""
+        n = len(self)
+        lo, hi = self.rating_scale
+        ts = self.timestamps
+        has_time = n > 0 and bool(np.any(ts != 0))
+        return {
+            "name": self.name,
+            "ratings": n,
+            "users": int(len(np.unique(self.users))) if n else 0,
+            "items": int(len(np.unique(self.items))) if n else 0,
+            "rating_min": lo, "rating_max": hi,
+            "rating_mean": float(self.ratings.mean()) if n else float("nan"),
+            "density": n / max(1, self.n_users * self.n_items),
+            "time_min": int(ts.min()) if has_time else None,
+            "time_max": int(ts.max()) if has_time else None,
+            "titles": len(self.titles),
+        }
+
+    def __repr__(self) -> str:
+        return (f"Ratings(name={self.name!r}, n={len(self)}, n_users={self.n_users}, "
+                f"n_items={self.n_items})")
+
+
+def _index(raw, fixed, what):
+    if fixed is None:
+        ids, idx = np.unique(raw, return_inverse=True)
+        return idx.astype(np.int32, copy=False).reshape(-1), ids
+    ids = np.asarray(fixed)
+    return _lookup(ids, raw, what, None), ids
+
+
+def _lookup(ids, raw, what, missing):
+    raw = np.asarray(raw)
+    scalar = raw.ndim == 0
+    raw = raw.reshape(-1)
+    if len(ids) == 0:
+        pos = np.zeros(len(raw), dtype=np.int64)
+        found = np.zeros(len(raw), dtype=bool)
+    else:
+        try:
+            pos = np.searchsorted(ids, raw)
+        except TypeError as exc:
+            raise DataError(f"{what} ids of type {raw.dtype} cannot be compared with "
+                            f"the model's {ids.dtype} ids") from exc
+        pos = np.minimum(pos, len(ids) - 1)
+        found = ids[pos] == raw
+    if not np.all(found):
+        if missing is None:
+            bad = raw[~found][0]
+            raise DataError(f"unknown {what} id {bad!r} ({int((~found).sum())} unknown in all)")
+        pos = np.where(found, pos, missing)
+    out = pos.astype(np.int32)
+    return out[0] if scalar else out

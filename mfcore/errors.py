@@ -1,0 +1,41 @@
+"""Exceptions mfcore raises on purpose.
+
+Every error a user can cause derives from :class:`MfcoreError`; the command line prints
+its message as one line on stderr and exits with status 1, never with a traceback.
+"""
+
+
+class MfcoreError(Exception):
+    """Base class for errors caused by input, configuration or environment."""
+
+
+class DataError(MfcoreError, ValueError):
+    """Malformed ratings data. The message names the source and, when known, line and column.
+
+    Attributes: ``path`` (str or None), ``line`` (1-based or None), ``column`` (1-based or None).
+    """
+
+    def __init__(self, message, path=None, line=None, column=None):
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column}")
+        full = f"{', '.join(where)}: {message}" if where else message
+        super().__init__(full)
+        self.path, self.line, self.column = path, line, column
+        self.reason = message
+
+
+class DownloadError(MfcoreError):
+    """A data set could not be downloaded, verified or unpacked."""
+
+
+class ModelError(MfcoreError, ValueError):
+    """Bad hyper-parameters, an unfitted model, unknown users/items, or a bad model file."""
+
+
+class TrainingDiverged(MfcoreError):
+    """The loss became NaN or infinite; the model keeps its last good weights."""

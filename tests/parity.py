@@ -1,0 +1,34 @@
+"""The Keras parity rule shared by the parity tests.
+
+From epoch 3 on, mfcore's validation loss must be within max(0.03, 2 x the gap between two
+Keras runs with different initial weights) of the first Keras run, epoch by epoch.
+"""
+import json
+from pathlib import Path
+
+FIRST_CHECKED_EPOCH = 3
+FLOOR = 0.03
+
+
+def load_reference(shared: Path):
+    ref = json.loads((shared / "reference" / "keras_ml100k.json").read_text())
+    ref2 = json.loads((shared / "reference" / "keras_ml100k_init2.json").read_text())
+    return ref, ref2
+
+
+def parity_violations(ours, keras1, keras2):
+    """Epochs (1-based) where ``ours`` leaves the band, as (epoch, ours, keras, allowed)."""
+    bad = []
+    assert len(ours) == len(keras1) == len(keras2)
+    for e in range(FIRST_CHECKED_EPOCH - 1, len(keras1)):
+        allowed = max(FLOOR, 2 * abs(keras1[e] - keras2[e]))
+        if abs(ours[e] - keras1[e]) > allowed:
+            bad.append((e + 1, ours[e], keras1[e], allowed))
+    return bad
+
+
+def table(key, ours, keras1, keras2):
+    rows = [f"{key}: epoch  mfcore   keras(1)  keras(2)"]
+    for e, (a, b, c) in enumerate(zip(ours, keras1, keras2), start=1):
+        rows.append(f"        {e}      {a:.4f}   {b:.4f}    {c:.4f}")
+    return "\n".join(rows)
