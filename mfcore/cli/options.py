@@ -1,0 +1,78 @@
+"""Options shared by commands that read ratings: ``--dataset``, ``--data``, ``--sep``, ``--header``.
+
+Kept import-light (no numba or pandas): the loaders are imported when a command runs.
+"""
+from __future__ import annotations
+
+import click
+
+__all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option"]
+
+#: builtin data set names (mirrors ``mfcore.data.BUILTIN_DATASETS``; a test checks it)
+BUILTIN_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small")
+
+_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
+              "space": " ", "colon2": "::", "doublecolon": "::", "double-colon": "::"}
+
+
+def parse_sep_option(value):
+    """``tab``/``\\t`` -> TAB, ``comma`` -> ``,``, ``::`` stays ``::``...; None stays None."""
+    if value is None:
+        return None
+    key = value.strip().lower() if value.strip() else value
+    if key in _SEP_NAMES:
+        return _SEP_NAMES[key]
+    if value == "" or "\n" in value or "\r" in value:
+        raise click.BadParameter(f"invalid separator {value!r}")
+    return value
+
+
+def _sep_callback(ctx, param, value):
+    return parse_sep_option(value)
+
+
+def data_source_options(f):
+    """Add ``--dataset NAME``, ``--data PATH``, ``--sep SEP`` and ``--header/--no-header``.
+
+    The command receives ``dataset``, ``data``, ``sep`` (already a literal separator) and
+    ``header`` (None = guess); pass them to :func:`load_from_options`.
+    """
+    options = [
+        click.option("--dataset", type=click.Choice(BUILTIN_NAMES, case_sensitive=False),
+                     default=None, help="Builtin MovieLens data set (downloaded once into the "
+                     "data home, $MFCORE_DATA_HOME)."),
+        click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
+                     metavar="PATH", help="A delimited ratings file: user, item, rating"
+                     "[, timestamp] columns."),
+        click.option("--sep", default=None, callback=_sep_callback, metavar="SEP",
+                     help="Separator of --data: tab, '\\t', '::', ',', ';', '|', space... "
+                     "[default: guessed]"),
+        click.option("--header/--no-header", default=None,
+                     help="Whether --data starts with column names [default: guessed]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def load_from_options(dataset, data, sep, header, default_dataset=None, quiet=False):
+    """The :class:`~mfcore.data.Ratings` the data-source options name.
+
+    Exactly one of ``dataset`` / ``data`` (or ``default_dataset`` when neither is given);
+    both, or neither without a default, is a usage error (exit 2). ``--sep``/``--header``
+    only apply to ``--data``. Library errors (bad file, failed download) propagate as
+    :class:`~mfcore.errors.MfcoreError` (one line, exit 1). ``quiet`` hides the download bar.
+    """
+    if dataset and data:
+        raise click.UsageError("give either --dataset or --data, not both")
+    if not dataset and not data:
+        if default_dataset is None:
+            raise click.UsageError("give --dataset NAME or --data PATH")
+        dataset = default_dataset
+    if dataset and (sep is not None or header is not None):
+        raise click.UsageError("--sep and --header apply to --data files, not to --dataset")
+    from ..data import load_dataset, load_file
+
+    if data:
+        return load_file(data, sep=parse_sep_option(sep), header=header)
+    return load_dataset(dataset.lower(), progress=False if quiet else None)

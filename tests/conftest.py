@@ -1,0 +1,96 @@
+"""Shared fixtures: the real MovieLens data in the shared (read-only) data home.
+
+* The data home is ``$MFCORE_DATA_HOME`` when set, else ``<repo>/../shared/data``.
+* For the whole session ``MFCORE_DATA_HOME`` points there and ``MFCORE_CACHE_DIR`` at a
+  temporary folder, so no test writes into the shared data home or the user's cache.
+* :func:`require_data` skips a test when a data file is missing, but fails it when the
+  environment variable ``CI`` is ``true``/``1`` (CI must have the data).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_home() -> Path:
+    """Where the real data lives: $MFCORE_DATA_HOME, else <repo>/../shared/data."""
+    env = os.environ.get("MFCORE_DATA_HOME")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+SHARED_DATA_HOME = shared_data_home()
+SHARED_DIR = SHARED_DATA_HOME.parent if SHARED_DATA_HOME.name == "data" else REPO.parent / "shared"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_data(path, optional: bool = False) -> Path:
+    """Return ``path`` if it exists; else skip (or fail when CI=true/1, unless ``optional``:
+    data no CI machine can have, like MovieLens 1M)."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"data not available: {path} (set MFCORE_DATA_HOME)"
+        if in_ci() and not optional:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Point the data home at the shared data and the user cache at a temp folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MFCORE_DATA_HOME", str(SHARED_DATA_HOME))
+        mp.setenv("MFCORE_CACHE_DIR", str(tmp_path_factory.mktemp("mfcore-cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder (data/, reference/), read-only."""
+    return require_data(SHARED_DIR)
+
+
+@pytest.fixture(scope="session")
+def data_home() -> Path:
+    """The shared data home (read-only)."""
+    return require_data(SHARED_DATA_HOME)
+
+
+@pytest.fixture(scope="session")
+def ml100k_path() -> Path:
+    return require_data(SHARED_DATA_HOME / "ml-100k" / "u.data")
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_path, _isolated_cache):
+    """MovieLens 100K ``u.data`` as Ratings (100,000 rows, file order)."""
+    from mfcore.data import load_dataset
+    return load_dataset("ml-100k", data_home=SHARED_DATA_HOME, download=False)
+
+
+@pytest.fixture(scope="session")
+def ml100k_split(ml100k):
+    """The reference split: ``random_split(u.data, 0.8, seed=0)`` -> 80,184 / 19,816 rows."""
+    from mfcore.data import random_split
+    return random_split(ml100k, train_fraction=0.8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def ml1m(_isolated_cache):
+    """MovieLens 1M when present in the data home (never on the CI machines: skipped)."""
+    require_data(SHARED_DATA_HOME / "ml-1m" / "ratings.dat", optional=True)
+    from mfcore.data import load_dataset
+    return load_dataset("ml-1m", data_home=SHARED_DATA_HOME, download=False)
+
+
+@pytest.fixture(scope="session")
+def ml1m_split(ml1m):
+    from mfcore.data import random_split
+    return random_split(ml1m, train_fraction=0.8, seed=0)

@@ -1,0 +1,457 @@
+"""Loaders: builtin data sets (real ml-100k; ml-1m through a local HTTP server), the parse
+cache, data-home resolution, DataFrames, and the progress bar the download uses."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import stat
+import threading
+import zipfile
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mfcore.data.datasets as ds
+from mfcore.data import (BUILTIN_DATASETS, Ratings, data_home, from_dataframe, load_dataset,
+                         load_file, random_split, synthetic_ratings, user_cache_dir,
+                         write_ratings_dat)
+from mfcore.data.cache import OWNED_MARKER, cache_file_for, is_writable_dir
+from mfcore.errors import DataError, DownloadError
+from mfcore.progress import Progress
+
+
+def _files(folder: Path):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+# ---------------------------------------------------------------------------------------
+# real MovieLens 100K
+# ---------------------------------------------------------------------------------------
+def test_ml100k_from_the_shared_data_home(ml100k):
+    assert isinstance(ml100k, Ratings) and ml100k.name == "ml-100k"
+    assert len(ml100k) == 100_000 and ml100k.n_users == 943 and ml100k.n_items == 1682
+    assert ml100k.users.dtype == np.int32 and ml100k.items.dtype == np.int32
+    assert ml100k.ratings.dtype == np.float32 and ml100k.timestamps.dtype == np.int64
+    assert ml100k.user_ids.tolist() == list(range(1, 944))
+    assert ml100k.rating_scale == (1.0, 5.0)
+    d = ml100k.describe()
+    assert (d["ratings"], d["users"], d["items"]) == (100_000, 943, 1682)
+    assert d["time_min"] == 874724710 and d["time_max"] == 893286638
+    # raw ids in file order
+    assert ml100k.user_ids[ml100k.users[:3]].tolist() == [196, 186, 22]
+
+
+def test_shared_data_home_is_only_read(data_home, ml100k_path):
+    before = {p: p.stat().st_mtime_ns for p in data_home.rglob("*")}
+    r1 = load_dataset("ml-100k", data_home=data_home)
+    r2 = load_dataset("ml-100k", data_home=data_home)  # from the cache
+    assert len(r1) == len(r2) == 100_000
+    np.testing.assert_array_equal(r1.ratings, r2.ratings)
+    after = {p: p.stat().st_mtime_ns for p in data_home.rglob("*")}
+    assert before == after  # nothing created or touched
+    # its parse cache lives in the user cache dir, keyed by the path
+    cf = cache_file_for(ml100k_path, "x")
+    assert cf is not None and Path(os.environ["MFCORE_CACHE_DIR"]) in cf.parents
+
+
+def test_missing_set_in_read_only_home_explains_what_to_fetch(data_home):
+    with pytest.raises(DownloadError) as err:
+        load_dataset("ml-1m", data_home=data_home)
+    msg = str(err.value)
+    assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in msg
+    assert str(data_home / "ml-1m.zip") in msg and str(data_home / "ml-1m" / "ratings.dat") in msg
+    assert "\n" not in msg
+
+
+def test_builtin_registry_is_complete_and_pinned():
+    assert set(BUILTIN_DATASETS) == {"ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m",
+                                     "ml-latest-small"}
+    for name, spec in BUILTIN_DATASETS.items():
+        assert spec.url == f"https://files.grouplens.org/datasets/movielens/{spec.filename}"
+        assert spec.sha256 is not None and len(spec.sha256) == 64
+        assert spec.size is not None and spec.size > 0
+    assert BUILTIN_DATASETS["ml-10m"].folder == "ml-10M100K"
+    assert BUILTIN_DATASETS["ml-10m"].filename == "ml-10m.zip"
+    assert ds.resolve_name("ML-1M") == "ml-1m" and ds.resolve_name("100k") == "ml-100k"
+    assert ds.resolve_name("movielens-20m") == "ml-20m"
+    with pytest.raises(DataError, match="unknown data set"):
+        ds.resolve_name("netflix")
+
+
+def test_cli_names_mirror_the_registry():
+    from mfcore.cli.options import BUILTIN_NAMES
+    assert tuple(BUILTIN_DATASETS) == BUILTIN_NAMES
+
+
+# ---------------------------------------------------------------------------------------
+# data home and cache locations
+# ---------------------------------------------------------------------------------------
+def test_data_home_and_user_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("MFCORE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("MFCORE_DATA_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        assert user_cache_dir() == tmp_path / ".cache" / "mfcore"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert user_cache_dir() == tmp_path / "xdg" / "mfcore"
+    assert data_home() == user_cache_dir()
+    monkeypatch.setenv("MFCORE_DATA_HOME", str(tmp_path / "dh"))
+    assert data_home() == tmp_path / "dh"
+    assert data_home(tmp_path / "explicit") == tmp_path / "explicit"
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "c"))
+    assert user_cache_dir() == tmp_path / "c"
+
+
+def test_writability_uses_permission_bits_even_for_root(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    assert is_writable_dir(d)
+    d.chmod(0o555)
+    try:
+        assert not is_writable_dir(d)
+    finally:
+        d.chmod(0o755)
+    assert not is_writable_dir(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------------------
+# the parse cache
+# ---------------------------------------------------------------------------------------
+@pytest.fixture()
+def small_dat(tmp_path):
+    r = synthetic_ratings(5000, n_users=200, n_items=150, seed=3)
+    p = tmp_path / "src" / "ratings.dat"
+    p.parent.mkdir()
+    write_ratings_dat(r, p)
+    return r, p
+
+
+def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch):
+    r, p = small_dat
+    first = load_file(p)
+    np.testing.assert_array_equal(first.ratings, r.ratings)
+    cached = [f for f in Path(os.environ["MFCORE_CACHE_DIR"]).rglob("ratings.dat-*.npz")]
+    assert len(cached) == 1
+    assert _files(p.parent) == ["ratings.dat"]  # not an mfcore folder: nothing written there
+
+    calls = []
+    real = ds.parse_ratings_file
+    monkeypatch.setattr(ds, "parse_ratings_file", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = load_file(p)
+    assert calls == []  # served from the cache
+    for attr in ("users", "items", "ratings", "timestamps", "user_ids", "item_ids"):
+        np.testing.assert_array_equal(getattr(again, attr), getattr(first, attr))
+
+    # another separator option is another cache entry, not a stale hit
+    load_file(p, sep="::")
+    assert len(calls) == 1
+
+    # the source changes -> rebuilt
+    text = p.read_text().splitlines()
+    text[0] = "999::1::5::1"
+    p.write_text("\n".join(text) + "\n")
+    changed = load_file(p)
+    assert len(calls) == 2 and changed.user_ids[changed.users[0]] == 999
+
+    # a corrupt cache file is a miss, and gets rewritten
+    cf = cached[0]
+    cf.write_bytes(b"garbage")
+    load_file(p)
+    assert len(calls) == 3
+    with np.load(cf, allow_pickle=False) as z:
+        assert "users" in z.files
+    leftovers = [f for f in cf.parent.iterdir() if f.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_no_writable_cache_dir_means_no_cache(small_dat, monkeypatch, tmp_path):
+    r, p = small_dat
+    ro = tmp_path / "ro-cache"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        monkeypatch.setenv("MFCORE_CACHE_DIR", str(ro))
+        got = load_file(p)
+        assert len(got) == len(r)
+        assert _files(ro) == []
+        assert cache_file_for(p) is None
+    finally:
+        ro.chmod(0o755)
+
+
+def test_cache_next_to_source_only_in_an_mfcore_folder(small_dat):
+    r, p = small_dat
+    (p.parent / OWNED_MARKER).write_text("")
+    load_file(p)
+    beside = [f.name for f in p.parent.iterdir() if f.name.endswith(".mfcore.npz")]
+    assert len(beside) == 1
+    # loaded back exactly, with allow_pickle=False
+    with np.load(p.parent / beside[0], allow_pickle=False) as z:
+        assert z["users"].dtype == np.int32 and z["ratings"].dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------
+# download, verify, unpack (a local HTTP server stands in for GroupLens)
+# ---------------------------------------------------------------------------------------
+class _Server:
+    def __init__(self):
+        self.files = {}   # path -> (bytes, mode)
+        self.requests = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                owner.requests.append(self.path)
+                if self.path not in owner.files:
+                    self.send_error(404)
+                    return
+                body, mode = owner.files[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if mode == "truncate":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _ml1m_zip(ratings: Ratings, extra=()):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        lines = [f"{u}::{i}::{int(r)}::{t}" for u, i, r, t in zip(
+            ratings.user_ids[ratings.users], ratings.item_ids[ratings.items], ratings.ratings,
+            ratings.timestamps)]
+        zf.writestr("ml-1m/", b"")
+        zf.writestr("ml-1m/ratings.dat", ("\n".join(lines) + "\n").encode())
+        zf.writestr("ml-1m/movies.dat", "1::Toy Story (1995)::Animation\n"
+                                        "2::Am\xe9lie (2001)::Comedy\n".encode("latin-1"))
+        for name, data in extra:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def fake_ml1m(server, monkeypatch, tmp_path):
+    """Serve a small ml-1m-shaped zip and pin its checksum in the registry for this test."""
+    ratings = synthetic_ratings(3000, n_users=100, n_items=80, seed=7)
+    body = _ml1m_zip(ratings)
+    home = tmp_path / "home"
+    monkeypatch.setenv("MFCORE_DATA_HOME", str(home))
+
+    def publish(data=body, mode="ok", pinned=None):
+        """Serve ``data``; pin the checksums and size of ``pinned`` (default: ``data``)."""
+        pinned = data if pinned is None else pinned
+        server.files["/ml-1m.zip"] = (data, mode)
+        spec = replace(BUILTIN_DATASETS["ml-1m"], url=server.base + "/ml-1m.zip",
+                       sha256=hashlib.sha256(pinned).hexdigest(), size=len(pinned),
+                       md5=hashlib.md5(pinned).hexdigest())
+        monkeypatch.setitem(BUILTIN_DATASETS, "ml-1m", spec)
+        return spec
+
+    publish()
+    return ratings, body, home, publish
+
+
+def test_download_verifies_unpacks_and_loads_once(fake_ml1m, server, capsys):
+    ratings, body, home, _ = fake_ml1m
+    got = load_dataset("ml-1m", progress=True)
+    assert got.name == "ml-1m" and len(got) == len(ratings)
+    np.testing.assert_array_equal(got.user_ids[got.users], ratings.user_ids[ratings.users])
+    np.testing.assert_array_equal(got.item_ids[got.items], ratings.item_ids[ratings.items])
+    np.testing.assert_array_equal(got.ratings, ratings.ratings)
+    np.testing.assert_array_equal(got.timestamps, ratings.timestamps)
+    assert got.titles == {1: "Toy Story (1995)", 2: "Am\xe9lie (2001)"}
+    assert "ml-1m.zip" in capsys.readouterr().err  # the forced progress bar
+    # unpacked in place, marked as ours, no zip / temp files left
+    top = sorted(p.name for p in home.iterdir())
+    assert top == ["ml-1m"]
+    assert (home / "ml-1m" / "ratings.dat").is_file() and (home / "ml-1m" / OWNED_MARKER).is_file()
+    # second load: no request, parse cache next to the source in our own folder
+    again = load_dataset("ml-1m")
+    assert server.requests == ["/ml-1m.zip"]
+    assert again.titles == got.titles
+    assert any(p.name.endswith(".mfcore.npz") for p in (home / "ml-1m").iterdir())
+
+
+def test_corrupted_download_is_rejected_and_leaves_nothing(fake_ml1m):
+    ratings, body, home, publish = fake_ml1m
+    bad = bytearray(body)
+    bad[len(bad) // 2] ^= 0xFF
+    publish(data=bytes(bad), pinned=body)
+    with pytest.raises(DownloadError, match="corrupt") as err:
+        load_dataset("ml-1m", progress=False)
+    assert "sha256" in str(err.value) and "put the zip at" in str(err.value)
+    assert _files(home) == []
+
+
+def test_truncated_download_is_rejected_and_leaves_nothing(fake_ml1m):
+    ratings, body, home, publish = fake_ml1m
+    publish(mode="truncate", pinned=body)
+    with pytest.raises(DownloadError) as err:
+        load_dataset("ml-1m", progress=False)
+    assert "ml-1m.zip" in str(err.value)
+    assert _files(home) == []
+
+
+@pytest.mark.parametrize("member", ["../evil", "ml-1m/../../evil", "/abs/evil"])
+def test_zip_escaping_the_target_is_rejected(fake_ml1m, tmp_path, member):
+    ratings, _, home, publish = fake_ml1m
+    body = _ml1m_zip(ratings, extra=[(member, b"pwned")])
+    publish(data=body)
+    with pytest.raises(DownloadError, match="refusing"):
+        load_dataset("ml-1m", progress=False)
+    assert _files(home) == []
+    assert not (tmp_path / "evil").exists() and not Path("/abs/evil").exists()
+
+
+def test_symlink_member_is_rejected(fake_ml1m):
+    ratings, _, home, publish = fake_ml1m
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-1m/ratings.dat", b"1::2::3::4\n")
+        info = zipfile.ZipInfo("ml-1m/link")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    body = buf.getvalue()
+    publish(data=body)
+    with pytest.raises(DownloadError, match="symlink"):
+        load_dataset("ml-1m", progress=False)
+    assert _files(home) == []
+
+
+def test_unreachable_server_gives_manual_instructions(fake_ml1m, monkeypatch):
+    _, _, home, _ = fake_ml1m
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    url = f"http://127.0.0.1:{port}/ml-1m.zip"
+    monkeypatch.setitem(BUILTIN_DATASETS, "ml-1m", replace(BUILTIN_DATASETS["ml-1m"], url=url))
+    with pytest.raises(DownloadError) as err:
+        load_dataset("ml-1m", progress=False)
+    msg = str(err.value)
+    assert url in msg and str(home / "ml-1m.zip") in msg
+    assert str(home / "ml-1m" / "ratings.dat") in msg and "\n" not in msg
+    assert [p for p in home.iterdir()] == []
+
+
+def test_download_false_and_a_zip_placed_by_hand(fake_ml1m, server):
+    ratings, body, home, _ = fake_ml1m
+    with pytest.raises(DownloadError, match="download=False"):
+        load_dataset("ml-1m", download=False)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ml-1m.zip").write_bytes(body)
+    got = load_dataset("ml-1m", download=False)
+    assert len(got) == len(ratings) and server.requests == []
+    assert (home / "ml-1m.zip").is_file()  # the user's own file is left alone
+    # a wrong zip placed by hand is reported, not deleted
+    other = home / "other"
+    other.mkdir()
+    (other / "ml-1m.zip").write_bytes(body[:-10])
+    with pytest.raises(DownloadError, match="not the expected archive"):
+        load_dataset("ml-1m", data_home=other, download=False)
+    assert (other / "ml-1m.zip").is_file()
+
+
+# ---------------------------------------------------------------------------------------
+# DataFrames
+# ---------------------------------------------------------------------------------------
+def test_from_dataframe_round_trip_and_errors(ml100k):
+    pd = pytest.importorskip("pandas")
+    df = ml100k.to_dataframe()
+    r = from_dataframe(df)
+    assert len(r) == len(ml100k) and r.n_users == 943 and r.n_items == 1682
+    np.testing.assert_array_equal(r.users, ml100k.users)
+    np.testing.assert_array_equal(r.timestamps, ml100k.timestamps)
+    s = from_dataframe(pd.DataFrame({"u": ["b", "a", "b"], "m": [10, 20, 20],
+                                     "stars": [4, 5, 3.5]}), "u", "m", "stars")
+    assert s.user_ids.tolist() == ["a", "b"] and s.users.tolist() == [1, 0, 1]
+    assert s.timestamps.tolist() == [0, 0, 0]
+    with pytest.raises(DataError, match="no rating column 'stars'"):
+        from_dataframe(df, rating_col="stars")
+    bad = df.head(5).copy()
+    bad.loc[bad.index[3], "rating"] = np.nan
+    with pytest.raises(DataError, match="row 3"):
+        from_dataframe(bad)
+    bad = df.head(5).copy()
+    bad.loc[bad.index[2], "user"] = -4
+    with pytest.raises(DataError, match="negative user id"):
+        from_dataframe(bad)
+    bad = df.head(5).copy()
+    bad["rating"] = bad["rating"] * 4  # first rows hold 3, 3, 1, 2, 1
+    with pytest.raises(DataError, match="out of range"):
+        from_dataframe(bad)
+    ok = from_dataframe(bad, rating_range=(0, 20))
+    assert ok.rating_scale[1] == 12
+
+
+# ---------------------------------------------------------------------------------------
+# progress bar
+# ---------------------------------------------------------------------------------------
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_disabled_prints_nothing():
+    s = io.StringIO()  # not a tty -> disabled by default
+    with Progress(100, desc="x", stream=s) as bar:
+        for _ in range(100):
+            bar.update()
+        bar.set_postfix("loss=1")
+    assert s.getvalue() == ""
+    s2 = _Tty()
+    with Progress(10, stream=s2, enabled=False) as bar:
+        bar.update(10)
+    assert s2.getvalue() == ""
+
+
+def test_progress_draws_counts_percent_rate_and_throttles():
+    s = _Tty()
+    with Progress(1000, desc="epoch 1", unit="batch", stream=s) as bar:
+        for _ in range(1000):
+            bar.update()
+        bar.set_postfix("loss=0.8123")
+    out = s.getvalue()
+    assert out.startswith("\r") and out.endswith("\n")
+    assert out.count("\r") <= 5  # throttled to ~10 redraws a second
+    last = out.rstrip("\n").split("\r")[-1]
+    assert "epoch 1" in last and "100%" in last and "1,000/1,000" in last
+    assert "batch/s" in last and "loss=0.8123" in last
+    s3 = io.StringIO()
+    with Progress(2048, unit="B", stream=s3, enabled=True) as bar:
+        bar.update(2048)
+    assert "2.0 KB/2.0 KB" in s3.getvalue()
+
+
+def test_random_split_reference_counts_here_too(ml100k):
+    train, val = random_split(ml100k, 0.8, seed=0)
+    assert (len(train), len(val)) == (80_184, 19_816)
