@@ -97,19 +97,18 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
     l2u_k, l2i_k, l2u_s, l2i_s = (a.astype(np.float64) for a in model._l2_columns())
     dense_u, dense_i = bool(np.any(l2u_k > 0)), bool(np.any(l2i_k > 0))
     per_sample = bool(np.any(l2u_s > 0) or np.any(l2i_s > 0))
-    order = np.arange(batch, dtype=np.int32)
     lr = 1e-3
 
     def one_step(U, I, theta):
         U, I, theta = U.copy(), I.copy(), theta.copy()
         z = np.zeros_like
-        s_r, s_q = optim.catch_up_tables(0, 1, lr, 0.9, 0.999)
+        tables = optim.catch_up_tables(0, 1, lr, 0.9, 0.999)
         loss, _, _ = trainer.run_batches(
-            model.kind, spec, fspec, U, I, theta, state.copy(), users, items, y, order, batch,
+            model.kind, spec, fspec, U, I, theta, state.copy(), users, items, y, batch,
             0, 1, optim.OPT_SGD, lr, 0.9, 0.999, 1e-7,
             z(U), z(U), np.zeros(n_users, np.int64), z(I), z(I), np.zeros(n_items, np.int64),
             z(theta), z(theta), z(U), z(I), z(theta), np.zeros(model._workspace_size(batch)),
-            l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, s_r, s_q, seed,
+            l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
             np.array([2], np.int64), np.full(n_users, -1, np.int64),
             np.full(n_items, -1, np.int64), np.zeros(batch, np.int32), np.zeros(batch, np.int32),
             np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, np.float64))

@@ -33,14 +33,14 @@ def _run_table(opt, W0, grads, dtype=np.float64):
     W = W0.astype(dtype).copy()
     M, V, G = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
     last = np.zeros(W.shape[0], np.int64)
-    s_r, s_q = optim.catch_up_tables(0, len(grads), LR, B1, B2)
+    tables = optim.catch_up_tables(0, len(grads), LR, B1, B2)
     for t, grad in enumerate(grads, start=1):
         rows = np.flatnonzero(np.any(grad != 0, axis=1)).astype(np.int32)
         G[...] = grad
-        optim.table_step(opt, W, M, V, G, last, rows, len(rows), t, LR, B1, B2, EPS, 0, s_r, s_q)
+        optim.table_step(opt, W, M, V, G, last, rows, len(rows), t, LR, B1, B2, EPS, 0, tables)
         assert not G[rows].any(), "table_step must zero the gradient rows it consumed"
     if opt == optim.OPT_ADAM:
-        optim.adam_catch_up_all(W, M, V, last, len(grads), 0, s_r, s_q, B1, B2, EPS)
+        optim.adam_catch_up_all(W, M, V, last, len(grads), 0, tables, B1, B2, EPS)
     return W, M, V
 
 
@@ -103,7 +103,7 @@ def test_sgd_and_dense_l2_step():
     G0 = rng.normal(size=(4, 3))
     W, G = W0.copy(), G0.copy()
     optim.table_step(optim.OPT_SGD, W, W, W, G, np.zeros(4, np.int64), np.array([2], np.int32),
-                     1, 1, 0.1, B1, B2, EPS, 0, np.zeros(3), np.zeros(3))
+                     1, 1, 0.1, B1, B2, EPS, 0, np.zeros((6, 1)))
     expect = W0.copy()
     expect[2] -= 0.1 * G0[2]
     np.testing.assert_allclose(W, expect)

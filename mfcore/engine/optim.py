@@ -29,6 +29,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..kernels import FAST
+
 OPT_SGD = 0
 OPT_ADAM = 1
 OPT_SPARSE_ADAM = 2
@@ -51,26 +53,32 @@ def adam_alpha(lr, b1, b2, t):
 
 @njit(cache=True)
 def catch_up_tables(t_base, n_steps, lr, b1, b2):
-    """Backward sums for the closed-form catch-up over steps ``t_base+1 .. t_base+n_steps``.
+    """Tables for the closed-form catch-up over steps ``t_base+1 .. t_base+n_steps``.
 
-    Returns ``(s_r, s_q)``, float64 arrays of length ``n_steps + HORIZON + 2`` indexed by
-    ``step - t_base``, with ``s_x[i] = alpha_i + x * s_x[i+1]``, ``x = b1/sqrt(b2)`` and
-    ``b1/b2``.
+    Returns a float64 array of shape (6, n_steps + HORIZON + 2). Rows 0 and 1 are backward
+    sums indexed by ``step - t_base``: ``s_x[i] = alpha_i + x * s_x[i+1]`` for
+    ``x = r = b1/sqrt(b2)`` and ``x = q = b1/b2``. Rows 2 to 5 are the powers
+    ``b1^k, b2^k, r^k, q^k`` indexed by ``k``.
     """
     n = n_steps + CATCH_UP_HORIZON + 2
-    s_r = np.zeros(n)
-    s_q = np.zeros(n)
+    tab = np.zeros((6, n))
     r = b1 / math.sqrt(b2)
     q = b1 / b2
     for i in range(n - 2, 0, -1):
         a = adam_alpha(lr, b1, b2, t_base + i)
-        s_r[i] = a + r * s_r[i + 1]
-        s_q[i] = a + q * s_q[i + 1]
-    return s_r, s_q
+        tab[0, i] = a + r * tab[0, i + 1]
+        tab[1, i] = a + q * tab[1, i + 1]
+    tab[2, 0] = tab[3, 0] = tab[4, 0] = tab[5, 0] = 1.0
+    for k in range(1, n):
+        tab[2, k] = tab[2, k - 1] * b1
+        tab[3, k] = tab[3, k - 1] * b2
+        tab[4, k] = tab[4, k - 1] * r
+        tab[5, k] = tab[5, k - 1] * q
+    return tab
 
 
-@njit(cache=True, inline="always")
-def _catch_up_row(W, M, V, row, tau, k, t_base, s_r, s_q, b1, b2, eps):
+@njit(cache=True, inline="always", fastmath=FAST)
+def _catch_up_row(W, M, V, row, tau, k, t_base, tables, b1, b2, eps):
     """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to one row, in O(columns).
 
     With g = 0, ``m_j = b1^j m``, ``v_j = b2^j v`` and the weight moves by
@@ -86,10 +94,10 @@ def _catch_up_row(W, M, V, row, tau, k, t_base, s_r, s_q, b1, b2, eps):
     q = b1 / b2
     i0 = tau + 1 - t_base
     i1 = tau + k + 1 - t_base
-    d0 = r * (s_r[i0] - r ** k * s_r[i1])
-    d1 = q * (s_q[i0] - q ** k * s_q[i1]) - d0
-    b1k = b1 ** k
-    b2k = b2 ** k
+    d0 = r * (tables[0, i0] - tables[4, k] * tables[0, i1])
+    d1 = q * (tables[1, i0] - tables[5, k] * tables[1, i1]) - d0
+    b1k = tables[2, k]
+    b2k = tables[3, k]
     for c in range(W.shape[1]):
         m = M[row, c]
         if m == 0.0:
@@ -103,7 +111,7 @@ def _catch_up_row(W, M, V, row, tau, k, t_base, s_r, s_q, b1, b2, eps):
 
 
 @njit(cache=True)
-def adam_catch_up_rows(W, M, V, last, rows, n_rows, t, t_base, s_r, s_q, b1, b2, eps):
+def adam_catch_up_rows(W, M, V, last, rows, n_rows, t, t_base, tables, b1, b2, eps):
     """Bring the ``n_rows`` given rows to step ``t``. The trainer calls it with ``t - 1``
     for the rows a batch touches BEFORE the forward pass, so that the batch sees the same
     weights as Keras' dense update would have produced."""
@@ -111,24 +119,25 @@ def adam_catch_up_rows(W, M, V, last, rows, n_rows, t, t_base, s_r, s_q, b1, b2,
         row = rows[j]
         k = t - last[row]
         if k > 0:
-            _catch_up_row(W, M, V, row, last[row], k, t_base, s_r, s_q, b1, b2, eps)
+            _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
             last[row] = t
 
 
 @njit(cache=True)
-def adam_catch_up_all(W, M, V, last, t, t_base, s_r, s_q, b1, b2, eps):
+def adam_catch_up_all(W, M, V, last, t, t_base, tables, b1, b2, eps):
     """Bring every row of a table to step ``t`` (end of epoch, before validation)."""
     for row in range(W.shape[0]):
         k = t - last[row]
         if k > 0:
-            _catch_up_row(W, M, V, row, last[row], k, t_base, s_r, s_q, b1, b2, eps)
+            _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
             last[row] = t
 
 
-@njit(cache=True, inline="always")
-def _adam_row(W, M, V, G, row, alpha, b1, b2, eps):
-    c1 = 1.0 - b1
-    c2 = 1.0 - b2
+@njit(cache=True, inline="always", fastmath=FAST)
+def _adam_row(W, M, V, G, row, coef):
+    """One Adam step of one row; ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype
+    (float32 arithmetic for float32 tables, as Keras)."""
+    alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
     for c in range(W.shape[1]):
         g = G[row, c]
         m = b1 * M[row, c] + c1 * g
@@ -139,8 +148,8 @@ def _adam_row(W, M, V, G, row, alpha, b1, b2, eps):
         G[row, c] = 0.0
 
 
-@njit(cache=True)
-def table_step(opt, W, M, V, G, last, rows, n_rows, t, lr, b1, b2, eps, t_base, s_r, s_q):
+@njit(cache=True, fastmath=FAST, inline="always")
+def table_step(opt, W, M, V, G, last, rows, n_rows, t, lr, b1, b2, eps, t_base, tables):
     """Update the ``n_rows`` touched ``rows`` of table ``W`` at step ``t`` and zero their
     gradient rows in ``G``. ``last[row]`` is the step a row was last brought up to date."""
     if opt == OPT_SGD:
@@ -150,15 +159,21 @@ def table_step(opt, W, M, V, G, last, rows, n_rows, t, lr, b1, b2, eps, t_base, 
                 W[row, c] -= lr * G[row, c]
                 G[row, c] = 0.0
         return
-    alpha = adam_alpha(lr, b1, b2, t)
+    coef = np.empty(6, W.dtype)
+    coef[0] = adam_alpha(lr, b1, b2, t)
+    coef[1] = b1
+    coef[2] = b2
+    coef[3] = eps
+    coef[4] = 1.0 - b1
+    coef[5] = 1.0 - b2
     for j in range(n_rows):
         row = rows[j]
         if opt == OPT_ADAM:
             k = t - 1 - last[row]
             if k > 0:
-                _catch_up_row(W, M, V, row, last[row], k, t_base, s_r, s_q, b1, b2, eps)
+                _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
             last[row] = t
-        _adam_row(W, M, V, G, row, alpha, b1, b2, eps)
+        _adam_row(W, M, V, G, row, coef)
 
 
 @njit(cache=True)

@@ -16,8 +16,8 @@ import numpy as np
 from numba import njit
 
 from ..errors import ModelError, TrainingDiverged
-from ..kernels import dispatch
-from ..kernels.rng import shuffled_order
+from ..kernels import FAST, dispatch
+from ..kernels.rng import shuffle_into
 from . import optim
 from .optim import OPT_ADAM, OPT_SGD, OPT_SPARSE_ADAM
 
@@ -26,23 +26,24 @@ STATUS_NONFINITE = 1
 EVAL_CHUNK = 8192
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def run_batches(kind, spec, fspec, U, I, theta, state,
-                users, items, y, order, batch_size, b_first, b_last,
+                users, items, y, batch_size, b_first, b_last,
                 opt, lr, b1, b2, eps,
                 MU, VU, last_u, MI, VI, last_i, m_theta, v_theta,
                 GU, GI, g_theta, ws,
                 l2u_keras, l2i_keras, dense_u, dense_i, l2u_sample, l2i_sample, per_sample,
-                t_base, s_r, s_q, seed, step_box, mark_u, mark_i, touched_u, touched_i,
+                t_base, tables, seed, step_box, mark_u, mark_i, touched_u, touched_i,
                 ub, ib, yb):
-    """Train on batches ``b_first .. b_last-1`` of the epoch given by ``order``.
+    """Train on batches ``b_first .. b_last-1`` of the epoch whose samples, already
+    shuffled, are ``users``, ``items``, ``y`` (batch ``b`` is rows ``b*batch_size ...``).
 
     ``step_box[0]`` is the global step count (updated). ``dense_u``/``dense_i`` select the
     step-by-step whole-table update (Keras' whole-matrix L2). Returns
     ``(sum over batches of batch loss * batch size, samples seen, status)``; on a non-finite
     batch loss it stops before updating anything, with status ``STATUS_NONFINITE``.
     """
-    n_total = order.size
+    n_total = users.size
     loss_sum = 0.0
     seen = 0
     for bi in range(b_first, b_last):
@@ -52,12 +53,11 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
         nu = 0
         ni = 0
         for b in range(n):
-            s = order[start + b]
-            u = users[s]
-            i = items[s]
+            u = users[start + b]
+            i = items[start + b]
             ub[b] = u
             ib[b] = i
-            yb[b] = y[s]
+            yb[b] = y[start + b]
             if mark_u[u] != t:
                 mark_u[u] = t
                 touched_u[nu] = u
@@ -70,10 +70,10 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
             # the batch must see its rows as the dense update would have left them
             if not dense_u:
                 optim.adam_catch_up_rows(U, MU, VU, last_u, touched_u, nu, t - 1, t_base,
-                                         s_r, s_q, b1, b2, eps)
+                                         tables, b1, b2, eps)
             if not dense_i:
                 optim.adam_catch_up_rows(I, MI, VI, last_i, touched_i, ni, t - 1, t_base,
-                                         s_r, s_q, b1, b2, eps)
+                                         tables, b1, b2, eps)
         sse = dispatch.forward_backward(kind, spec, fspec, U, I, theta, state, ub, ib, yb, n,
                                         GU, GI, g_theta, ws, seed, t, True)
         loss = sse / n
@@ -101,7 +101,7 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 loss += optim.adam_dense_tables_step(U, MU, VU, GU, l2u_keras, t, lr, b1, b2, eps)
         else:
             optim.table_step(opt, U, MU, VU, GU, last_u, touched_u, nu, t, lr, b1, b2, eps,
-                             t_base, s_r, s_q)
+                             t_base, tables)
         if dense_i:
             if opt == OPT_SGD:
                 loss += optim.sgd_dense_tables_step(I, GI, l2i_keras, lr)
@@ -109,7 +109,7 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 loss += optim.adam_dense_tables_step(I, MI, VI, GI, l2i_keras, t, lr, b1, b2, eps)
         else:
             optim.table_step(opt, I, MI, VI, GI, last_i, touched_i, ni, t, lr, b1, b2, eps,
-                             t_base, s_r, s_q)
+                             t_base, tables)
         if theta.size:
             optim.vector_step(opt, theta, m_theta, v_theta, g_theta, t, lr, b1, b2, eps)
         step_box[0] = t
@@ -274,6 +274,7 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
     n = len(train)
     n_batches = -(-n // batch_size)
     GU, GI, g_theta = np.zeros_like(U), np.zeros_like(I), np.zeros_like(theta)
+    ep_users, ep_items, ep_y = np.empty_like(users), np.empty_like(items), np.empty_like(y)
     ws = np.zeros(model._workspace_size(batch_size), np.float32)
     mark_u = np.full(U.shape[0], -1, np.int64)
     mark_i = np.full(I.shape[0], -1, np.int64)
@@ -295,11 +296,14 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
         epoch = epoch0 + e
         t0 = time.perf_counter()
         snapshot = model._snapshot()
-        order = shuffled_order(n, seed, epoch)
+        shuffle_into(users, items, y, seed, epoch, ep_users, ep_items, ep_y)
         t_base = int(step_box[0])
-        s_r, s_q = optim.catch_up_tables(t_base, n_batches, lr, b1, b2)
+        if opt == OPT_ADAM:
+            tables = optim.catch_up_tables(t_base, n_batches, lr, b1, b2)
+        else:
+            tables = np.zeros((6, 1))
         if fused_sgd:
-            loss_sum = model._fused_sgd(order, lr, l2u_s, l2i_s)
+            loss_sum = model._fused_sgd(ep_users, ep_items, ep_y, lr, l2u_s, l2i_s)
             seen, status = n, STATUS_OK if math.isfinite(loss_sum) else STATUS_NONFINITE
             step_box[0] += n
         else:
@@ -311,12 +315,13 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
                 for c in range(chunks):
                     ls, sn, status = run_batches(
                         model.kind, model.spec_, model.fspec_, U, I, theta, state,
-                        users, items, y, order, batch_size, int(bounds[c]), int(bounds[c + 1]),
+                        ep_users, ep_items, ep_y, batch_size, int(bounds[c]),
+                        int(bounds[c + 1]),
                         opt, float(lr), b1, b2, eps,
                         st.MU, st.VU, st.last_u, st.MI, st.VI, st.last_i, st.m_theta,
                         st.v_theta, GU, GI, g_theta, ws,
                         l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample,
-                        t_base, s_r, s_q, int(seed), step_box, mark_u, mark_i,
+                        t_base, tables, int(seed), step_box, mark_u, mark_i,
                         touched_u, touched_i, ub, ib, yb)
                     loss_sum += ls
                     seen += sn
@@ -334,7 +339,7 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
                     if dense:
                         last[:] = t_now
                     else:
-                        optim.adam_catch_up_all(W, M, V, last, t_now, t_base, s_r, s_q,
+                        optim.adam_catch_up_all(W, M, V, last, t_now, t_base, tables,
                                                 b1, b2, eps)
         st.step = int(step_box[0])
         epoch_loss = loss_sum / max(seen, 1)

@@ -15,3 +15,8 @@ averages). ``users``/``items``/``y`` hold the batch's first ``n`` samples. Gradi
 ``ws`` is a float32 scratch buffer sized by the model class, ``seed``/``step`` make dropout
 masks deterministic.
 """
+
+#: Numba fastmath flags for the hot loops: let LLVM reassociate and fuse multiply-adds
+#: (vectorised dot products) but keep NaN/inf semantics (divergence is detected) and exact
+#: division and square roots (Keras' Adam arithmetic).
+FAST = {"contract", "reassoc", "nsz"}

@@ -15,7 +15,7 @@ KIND_NN = 1
 KINDS = {"mf": KIND_MF, "nn": KIND_NN}
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def forward_backward(kind, spec, fspec, U, I, theta, state, users, items, y, n,
                      GU, GI, gtheta, ws, seed, step, training):
     """Add the batch's mean-squared-error gradients; return its sum of squared errors."""

@@ -14,20 +14,23 @@ spec = [k, has_bias, sigmoid]; fspec = [scale].
 """
 import math
 
+import numpy as np
 from numba import njit
 
+from . import FAST
 
-@njit(cache=True, inline="always")
+
+@njit(cache=True, inline="always", fastmath=FAST)
 def _z(U, I, u, i, k, bias):
-    z = 0.0
-    for f in range(k):
+    z = U[u, 0] * I[i, 0]
+    for f in range(1, k):
         z += U[u, f] * I[i, f]
     if bias:
         z += U[u, k] + I[i, k]
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
                      GU, GI, gtheta, ws, seed, step, training):
     k, bias, sig = spec[0], spec[1] != 0, spec[2] != 0
@@ -58,7 +61,7 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
     return sse
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def predict(spec, fspec, U, I, theta, state, users, items, n, out, ws):
     k, bias, sig = spec[0], spec[1] != 0, spec[2] != 0
     scale = fspec[0]
@@ -67,9 +70,9 @@ def predict(spec, fspec, U, I, theta, state, users, items, n, out, ws):
         out[b] = scale / (1.0 + math.exp(-z)) if sig else z
 
 
-@njit(cache=True)
-def sgd_epoch(spec, fspec, U, I, users, items, y, order, lr, l2u, l2i):
-    """Classic per-sample SGD (batch 1) over ``order``, fused for speed.
+@njit(cache=True, fastmath=FAST)
+def sgd_epoch(spec, fspec, U, I, users, items, y, lr, l2u, l2i):
+    """Classic per-sample SGD (batch 1) over the (already shuffled) samples, fused.
 
     Per rating: the gradient of ``(y_hat - y)^2 + l2 (|U[u]|^2 + |I[i]|^2)`` (L2 only on the
     two rows the rating touches, per column coefficients ``l2u``/``l2i``) from the current
@@ -78,11 +81,20 @@ def sgd_epoch(spec, fspec, U, I, users, items, y, order, lr, l2u, l2i):
     k, bias, sig = spec[0], spec[1] != 0, spec[2] != 0
     scale = fspec[0]
     cols = k + 1 if bias else k
+    reg = False
+    for c in range(cols):
+        reg = reg or l2u[c] != 0 or l2i[c] != 0
+    # per-column decay factors: w - lr * (d * x + 2 l2 w) = (1 - 2 lr l2) w - lr d x
+    keep_u = np.empty(cols, U.dtype)
+    keep_i = np.empty(cols, I.dtype)
+    for c in range(cols):
+        keep_u[c] = 1.0 - 2.0 * lr * l2u[c]
+        keep_i[c] = 1.0 - 2.0 * lr * l2i[c]
     total = 0.0
-    for j in range(order.size):
-        s_idx = order[j]
-        u = users[s_idx]
-        i = items[s_idx]
+    pen = 0.0
+    for j in range(users.size):
+        u = users[j]
+        i = items[j]
         z = _z(U, I, u, i, k, bias)
         if sig:
             s = 1.0 / (1.0 + math.exp(-z))
@@ -91,15 +103,20 @@ def sgd_epoch(spec, fspec, U, I, users, items, y, order, lr, l2u, l2i):
         else:
             p = z
             dz_dp = 1.0
-        err = p - y[s_idx]
+        err = p - y[j]
         total += err * err
-        d = 2.0 * err * dz_dp
-        for f in range(cols):
+        step = lr * 2.0 * err * dz_dp
+        if reg:
+            for f in range(cols):
+                pu = U[u, f]
+                qi = I[i, f]
+                pen += l2u[f] * pu * pu + l2i[f] * qi * qi
+        for f in range(k):
             pu = U[u, f]
             qi = I[i, f]
-            total += l2u[f] * pu * pu + l2i[f] * qi * qi
-            gu = (d * qi if f < k else d) + 2.0 * l2u[f] * pu
-            gi = (d * pu if f < k else d) + 2.0 * l2i[f] * qi
-            U[u, f] = pu - lr * gu
-            I[i, f] = qi - lr * gi
-    return total
+            U[u, f] = keep_u[f] * pu - step * qi
+            I[i, f] = keep_i[f] * qi - step * pu
+        if bias:
+            U[u, k] = keep_u[k] * U[u, k] - step
+            I[i, k] = keep_i[k] * I[i, k] - step
+    return total + pen

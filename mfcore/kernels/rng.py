@@ -23,20 +23,54 @@ def uniform(seed, a, b, c):
     return (x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(cache=True, inline="always")
+def _epoch_state(seed, epoch):
+    s = mix64(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(epoch + 1))
+    return s if s != 0 else np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _next_index(s, i):
+    """Advance the xorshift state; return (state, a uniform index in [0, i])."""
+    s ^= s << np.uint64(13)
+    s ^= s >> np.uint64(7)
+    s ^= s << np.uint64(17)
+    return s, np.int64((s >> np.uint64(11)) % np.uint64(i + 1))
+
+
 @njit(cache=True)
 def shuffled_order(n, seed, epoch):
-    """A permutation of ``range(n)`` (int32) for one epoch: Fisher-Yates driven by a
-    xorshift generator seeded from (seed, epoch)."""
+    """The epoch's permutation of ``range(n)`` (int32): Fisher-Yates driven by a xorshift
+    generator seeded from (seed, epoch)."""
     order = np.arange(n, dtype=np.int32)
-    s = mix64(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(epoch + 1))
-    if s == 0:
-        s = np.uint64(1)
+    s = _epoch_state(seed, epoch)
     for i in range(n - 1, 0, -1):
-        s ^= s << np.uint64(13)
-        s ^= s >> np.uint64(7)
-        s ^= s << np.uint64(17)
-        j = np.int64((s >> np.uint64(11)) % np.uint64(i + 1))
+        s, j = _next_index(s, i)
         tmp = order[i]
         order[i] = order[j]
         order[j] = tmp
     return order
+
+
+@njit(cache=True)
+def shuffle_into(users, items, y, seed, epoch, out_users, out_items, out_y):
+    """Write ``users[p], items[p], y[p]`` into the ``out_*`` arrays, ``p`` being
+    ``shuffled_order(n, seed, epoch)``, by shuffling copies in place (the epoch loop then
+    reads its samples sequentially instead of through an index)."""
+    n = users.size
+    for j in range(n):
+        out_users[j] = users[j]
+        out_items[j] = items[j]
+        out_y[j] = y[j]
+    s = _epoch_state(seed, epoch)
+    for i in range(n - 1, 0, -1):
+        s, j = _next_index(s, i)
+        tu = out_users[i]
+        out_users[i] = out_users[j]
+        out_users[j] = tu
+        ti = out_items[i]
+        out_items[i] = out_items[j]
+        out_items[j] = ti
+        ty = out_y[i]
+        out_y[i] = out_y[j]
+        out_y[j] = ty

@@ -85,7 +85,8 @@ class RatingModel:
 
     @property
     def _fused_sgd(self):
-        """A fast per-sample SGD epoch ``f(order, lr, l2u, l2i) -> loss sum``, or None."""
+        """A fast per-sample SGD epoch ``f(users, items, y, lr, l2u, l2i) -> loss sum`` over
+        shuffled samples, or None."""
         return None
 
     @classmethod
@@ -115,6 +116,9 @@ class RatingModel:
              self.spec_, self.fspec_) = self._build(train.n_users, train.n_items, rng)
             self.user_ids_ = np.asarray(train.user_ids)
             self.item_ids_ = np.asarray(train.item_ids)
+        if same and getattr(self, "_prepared_for", None) is train:
+            return  # fit again on the same data: bookkeeping is already up to date
+        self._prepared_for = train
         # what the training data tells about users and items (for predict/recommend):
         # the (user, item) pairs seen in every fit so far, without duplicates
         pairs = train.users.astype(np.int64) * train.n_items + train.items
@@ -122,7 +126,9 @@ class RatingModel:
             old_users = np.repeat(np.arange(train.n_users, dtype=np.int64),
                                   np.diff(self.seen_indptr_))
             pairs = np.concatenate([old_users * train.n_items + self.seen_items_, pairs])
-        pairs = np.unique(pairs)
+        pairs = np.sort(pairs)  # sort-based dedup: much faster than hash-based np.unique here
+        if len(pairs):
+            pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
         su = (pairs // train.n_items).astype(np.int64)
         si = (pairs % train.n_items).astype(np.int32)
         self.user_counts_ = np.bincount(su, minlength=train.n_users).astype(np.int64)

@@ -99,15 +99,10 @@ class MF(RatingModel):
 
     @property
     def _fused_sgd(self):
-        def run(order, lr, l2u, l2i):
-            return kernel.sgd_epoch(self.spec_, self.fspec_, self.U_, self.I_, self._train.users,
-                                    self._train.items, self._train.ratings, order, float(lr),
-                                    l2u, l2i)
+        def run(users, items, y, lr, l2u, l2i):
+            return kernel.sgd_epoch(self.spec_, self.fspec_, self.U_, self.I_, users, items, y,
+                                    float(lr), l2u, l2i)
         return run
-
-    def _prepare(self, train):
-        super()._prepare(train)
-        self._train = train
 
     @classmethod
     def gradcheck_configs(cls):
