@@ -90,6 +90,7 @@ def sgd_epoch(spec, fspec, U, I, users, items, y, lr, l2u, l2i):
     for c in range(cols):
         keep_u[c] = 1.0 - 2.0 * lr * l2u[c]
         keep_i[c] = 1.0 - 2.0 * lr * l2i[c]
+    sbuf = np.empty(1, U.dtype)
     total = 0.0
     pen = 0.0
     for j in range(users.size):
@@ -105,17 +106,25 @@ def sgd_epoch(spec, fspec, U, I, users, items, y, lr, l2u, l2i):
             dz_dp = 1.0
         err = p - y[j]
         total += err * err
-        step = lr * 2.0 * err * dz_dp
+        sbuf[0] = lr * 2.0 * err * dz_dp
+        step = sbuf[0]  # in the tables' dtype: float32 arithmetic in the update loop
         if reg:
             for f in range(cols):
                 pu = U[u, f]
                 qi = I[i, f]
                 pen += l2u[f] * pu * pu + l2i[f] * qi * qi
-        for f in range(k):
-            pu = U[u, f]
-            qi = I[i, f]
-            U[u, f] = keep_u[f] * pu - step * qi
-            I[i, f] = keep_i[f] * qi - step * pu
+        if reg:
+            for f in range(k):
+                pu = U[u, f]
+                qi = I[i, f]
+                U[u, f] = keep_u[f] * pu - step * qi
+                I[i, f] = keep_i[f] * qi - step * pu
+        else:
+            for f in range(k):
+                pu = U[u, f]
+                qi = I[i, f]
+                U[u, f] = pu - step * qi
+                I[i, f] = qi - step * pu
         if bias:
             U[u, k] = keep_u[k] * U[u, k] - step
             I[i, k] = keep_i[k] * I[i, k] - step

@@ -1,0 +1,118 @@
+"""``mfcore train`` and ``mfcore gradcheck`` through click's CliRunner, plus one real
+subprocess run of ``mfcore train`` on u.data."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfcore.cli import main
+from mfcore.models import load_model
+
+
+@pytest.fixture()
+def run(data_home):
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+    return invoke
+
+
+def test_train_json_history_matches_the_library(run, ml100k_split):
+    res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--factors", "10",
+              "--epochs", "2", "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)  # stdout holds exactly one JSON object
+    assert out["n_train"] == 80184 and out["n_val"] == 19816
+    h = out["history"]
+    for key in ("loss", "val_loss", "val_mse", "val_rmse", "val_mae", "seconds"):
+        assert len(h[key]) == 2, key
+    from mfcore.models import MFB
+    train, val = ml100k_split
+    lib = MFB(factors=10, seed=0).fit(train, val, epochs=2, verbose=0)
+    assert h["val_loss"] == pytest.approx(lib.val_loss, rel=1e-9)
+    assert "Epoch 1/2" in res.stderr and "val_loss" in res.stderr
+
+
+def test_train_save_then_load(run, tmp_path):
+    path = tmp_path / "mfbs.npz"
+    res = run("train", "--dataset", "ml-100k", "--model", "mfbs", "--factors", "5",
+              "--epochs", "1", "--optimizer", "sparse-adam", "--save", str(path), "-q")
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr == "" and res.stdout == ""
+    model = load_model(path)
+    assert model.name == "mfbs" and model.factors == 5 and model.epochs_trained_ == 1
+    assert model.data_source_["dataset"] == "ml-100k"
+    assert np.isfinite(model.predict([1], [1])[0])
+
+
+def test_train_sgd_per_sample_and_l2_options(run):
+    res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--optimizer", "sgd",
+              "--batch-size", "1", "--lr", "0.01", "--l2", "0.02", "--l2-mode", "per-sample",
+              "--init", "normal", "--init-scale", "0.1", "--epochs", "3", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    h = json.loads(res.stdout)["history"]
+    assert h["val_rmse"][-1] < h["val_rmse"][0]
+
+
+def test_early_stopping_option(run):
+    res = run("train", "--dataset", "ml-100k", "--model", "mfbs", "--factors", "50",
+              "--epochs", "15", "--early-stopping", "1", "--json", "-q")
+    out = json.loads(res.stdout)
+    assert out["history"]["stopped_early"] and out["epochs"] < 15
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "svdpp"], "unknown model"),
+    (["--model", "mfb", "--hidden", "15"], "--hidden does not apply to model mfb"),
+    (["--factors", "0"], "factors"),
+    (["--optimizer", "rmsprop"], "rmsprop"),
+    (["--dataset", "ml-100k", "--data", "missing.csv"], "missing.csv"),
+])
+def test_usage_errors_exit_2(run, args, needle):
+    res = run("train", *args)
+    assert res.exit_code == 2
+    assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_runtime_error_is_one_line_exit_1(run, tmp_path):
+    bad = tmp_path / "r.csv"
+    bad.write_text("1,1,5\n2,2,x\n")
+    res = run("train", "--data", str(bad), "--sep", ",", "--epochs", "1")
+    assert res.exit_code == 1
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "line 2" in err
+
+
+def test_diverging_training_is_exit_1_with_advice(run):
+    res = run("train", "--dataset", "ml-100k", "--model", "mf", "--optimizer", "sgd",
+              "--lr", "100", "--epochs", "2", "-q")
+    assert res.exit_code == 1
+    assert "diverged" in res.stderr and "learning rate" in res.stderr
+
+
+def test_gradcheck_command_passes_for_mf_family(run):
+    res = run("gradcheck", "--model", "mf", "--model", "mfb", "--model", "mfbs")
+    assert res.exit_code == 0, res.stdout
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1].endswith("0 failed")
+    assert all(line.startswith("ok") for line in lines[:-1])
+
+
+def test_gradcheck_unknown_model_is_usage_error(run):
+    res = run("gradcheck", "--model", "nope")
+    assert res.exit_code == 2
+
+
+def test_train_in_a_real_subprocess(data_home, tmp_path):
+    env = dict(os.environ, MFCORE_DATA_HOME=str(data_home))
+    out = subprocess.run([sys.executable, "-m", "mfcore", "train", "--dataset", "ml-100k",
+                          "--model", "mfbs", "--factors", "10", "--epochs", "2", "--json"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    h = json.loads(out.stdout)["history"]
+    assert len(h["val_loss"]) == 2 and h["val_loss"][1] < 1.0
