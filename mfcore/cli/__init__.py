@@ -44,6 +44,7 @@ def main():
 def _register():
     from . import datasets as _datasets  # noqa: F401  (adds the `datasets` group)
     from . import train as _train  # noqa: F401  (adds `train` and `gradcheck`)
+    from . import compare as _compare  # noqa: F401  (adds `compare`)
 
 
 _register()

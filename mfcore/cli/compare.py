@@ -1,0 +1,100 @@
+"""``mfcore compare``: the notebook's zoo in one run."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from . import main
+from .options import data_source_options, load_from_options
+from .train import training_options
+
+
+def _csv(ctx, param, value):
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _int_csv(ctx, param, value):
+    try:
+        vals = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}")
+    if not vals or min(vals) < 1:
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return vals
+
+
+@main.command()
+@data_source_options
+@click.option("--models", callback=_csv, default="all", show_default=True,
+              help="Comma-separated model names, or 'all' (the notebook's seven).")
+@click.option("--factors", callback=_int_csv, default="10,50", show_default=True,
+              help="Comma-separated embedding sizes k.")
+@training_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--markdown", is_flag=True, help="Print Markdown tables on stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw the learning curves into this PNG (needs matplotlib).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr [default: when stderr is a terminal].")
+@click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
+def compare(dataset, data, sep, header, models, factors, split_seed, train_fraction, epochs,
+            batch_size, optimizer, lr, seed, patience, as_json, markdown, plot_path, progress,
+            quiet):
+    """Train the notebook's models on one split and print its table, ranked.
+
+    Each model is built as the notebook (and the Keras reference) defines it at k factors,
+    e.g. mixed-bias at k has 10 dot-product factors and k bias factors.
+
+    \b
+    Examples:
+      mfcore compare --dataset ml-100k --epochs 6
+      mfcore compare --dataset ml-100k --models mfb,mfbs,nn --factors 10 --markdown
+      mfcore compare --dataset ml-100k --plot curves.png
+    """
+    from ..compare import (NOTEBOOK_MODELS, compare as run_compare, format_json,
+                           format_markdown, format_table, plot_curves)
+    from ..data import random_split
+    from ..models import MODELS
+
+    if as_json and markdown:
+        raise click.UsageError("choose one of --json and --markdown")
+    if models in ((), ("all",)):
+        models = NOTEBOOK_MODELS
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise click.BadParameter(f"unknown model {unknown[0]!r}; choose from "
+                                 f"{', '.join(MODELS)}", param_hint="--models")
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'mfcore[plot]'")
+    ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
+                                quiet=quiet)
+    train, val = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
+    log = None if quiet else (lambda line: click.echo(line, err=True))
+    if not quiet:
+        click.echo(f"{ratings.name}: {len(train):,} train / {len(val):,} validation ratings; "
+                   f"{len(models)} models x k in {list(factors)}", err=True)
+    t0 = time.perf_counter()
+    results = run_compare(train, val, models=models, factors=factors, epochs=epochs,
+                          batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed,
+                          early_stopping=patience, log=log, progress=progress)
+    wall = time.perf_counter() - t0
+    if as_json:
+        click.echo(format_json(results, dataset=ratings.name, n_train=len(train),
+                               n_val=len(val), optimizer=optimizer, batch_size=batch_size,
+                               wall_seconds=wall))
+    elif markdown:
+        click.echo(format_markdown(results))
+    else:
+        click.echo(format_table(results))
+        click.echo(f"\nwall time {wall:.1f} s")
+    if plot_path:
+        plot_curves(results, plot_path)
+        if not quiet:
+            click.echo(f"learning curves written to {plot_path}", err=True)
+    failed = [r for r in results if r.error]
+    if failed:
+        raise SystemExit(1)

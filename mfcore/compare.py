@@ -1,0 +1,198 @@
+"""Train the notebook's zoo side by side on one split and tabulate it, notebook-style.
+
+>>> from mfcore.compare import compare, format_table
+>>> results = compare(train, val, models=["mfb", "mfbs"], factors=[10, 50])
+>>> print(format_table(results))
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+from .errors import MfcoreError, ModelError
+
+#: the notebook's models, in its order (``residual`` is ours: ask for it with ``models=``)
+NOTEBOOK_MODELS = ("mf", "mfb", "mfbs", "linear", "nn", "mixed-bias", "mixed-interaction")
+
+
+@dataclass
+class CompareResult:
+    """One model at one ``factors`` setting: its hyper-parameters and per-epoch history."""
+
+    model: str
+    factors: int
+    params: dict
+    history: dict
+    seconds: float
+    error: str | None = None
+
+    @property
+    def best_epoch(self):
+        v = self.history.get("val_mse") or []
+        return None if not v else int(min(range(len(v)), key=v.__getitem__)) + 1
+
+    @property
+    def best_mse(self):
+        e = self.best_epoch
+        return math.nan if e is None else self.history["val_mse"][e - 1]
+
+    def as_dict(self):
+        return {"model": self.model, "factors": self.factors, "params": self.params,
+                "history": self.history, "seconds": self.seconds, "best_epoch": self.best_epoch,
+                "best_val_mse": None if self.best_epoch is None else self.best_mse,
+                "best_val_rmse": None if self.best_epoch is None else math.sqrt(self.best_mse),
+                "error": self.error}
+
+
+def notebook_model(name, k, seed=0):
+    """The model the notebook (and the Keras reference) means by ``name`` at ``k`` factors:
+    e.g. ``mixed-bias`` at k is 10 dot-product factors and k bias factors."""
+    from .models import MODELS
+    cls = MODELS.get(name)
+    if cls is None:
+        raise ModelError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    if hasattr(cls, "keras_reference"):
+        model = cls.keras_reference(k)
+        model.seed = seed
+        return model
+    return cls(factors=k, seed=seed)
+
+
+def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
+            batch_size=64, optimizer="adam", lr=None, seed=0, early_stopping=None,
+            log=None, progress=None, keep_going=True):
+    """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
+
+    Returns a list of :class:`CompareResult` in the order trained. ``log(line)`` receives the
+    per-epoch lines (default: silent). With ``keep_going`` a model that fails (e.g.
+    diverges) is recorded with its error and the others still run.
+    """
+    results = []
+    for name in models:
+        for k in factors:
+            model = notebook_model(name, k, seed)
+            if log:
+                log(f"== {name}, k={k}: {model!r}")
+            t0 = time.perf_counter()
+            error = None
+            try:
+                model.fit(train, validation=validation, epochs=epochs, batch_size=batch_size,
+                          optimizer=optimizer, lr=lr, early_stopping=early_stopping,
+                          verbose=1 if log else 0, log=log, progress=progress)
+            except MfcoreError as exc:
+                if not keep_going:
+                    raise
+                error = str(exc)
+            hist = model.history_.as_dict() if model.history_ is not None else {}
+            results.append(CompareResult(name, k, _plain(model.get_params()), hist,
+                                         time.perf_counter() - t0, error))
+    return results
+
+
+def _plain(params):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def ranked(results):
+    """Results sorted by best validation MSE (failures last)."""
+    return sorted(results, key=lambda r: (r.best_epoch is None, r.best_mse))
+
+
+def format_table(results) -> str:
+    """The notebook-style report: per model, its epochs; then the ranked summary."""
+    lines = []
+    for r in results:
+        h = r.history
+        lines.append(f"{r.model}, k={r.factors}")
+        for e, loss in enumerate(h.get("loss", []), start=1):
+            lines.append(f"  Epoch {e}/{len(h['loss'])} - {h['seconds'][e - 1]:.2f}s - "
+                         f"loss: {loss:.4f} - val_loss: {h['val_loss'][e - 1]:.4f}")
+        if r.error:
+            lines.append(f"  failed: {r.error}")
+    lines.append("")
+    lines.append(f"{'rank':>4}  {'model':<18} {'k':>3}  {'best epoch':>10}  {'val MSE':>8}  "
+                 f"{'val RMSE':>8}  {'seconds':>8}")
+    for rank, r in enumerate(ranked(results), start=1):
+        if r.best_epoch is None:
+            lines.append(f"{rank:>4}  {r.model:<18} {r.factors:>3}  {'-':>10}  {'-':>8}  "
+                         f"{'-':>8}  {r.seconds:>8.2f}")
+        else:
+            lines.append(f"{rank:>4}  {r.model:<18} {r.factors:>3}  {r.best_epoch:>10}  "
+                         f"{r.best_mse:>8.4f}  {math.sqrt(r.best_mse):>8.4f}  "
+                         f"{r.seconds:>8.2f}")
+    return "\n".join(lines)
+
+
+def format_markdown(results) -> str:
+    """Markdown: a per-epoch val_loss table and the ranked summary."""
+    n = max((len(r.history.get("val_loss", [])) for r in results), default=0)
+    head = "| model | k | " + " | ".join(f"epoch {e}" for e in range(1, n + 1)) + " | s/epoch |"
+    out = ["Validation loss per epoch:", "", head,
+           "|" + " --- |" * (n + 3)]
+    for r in results:
+        v = r.history.get("val_loss", [])
+        s = r.history.get("seconds", [])
+        cells = [f"{x:.4f}" for x in v] + [""] * (n - len(v))
+        per = f"{sum(s) / len(s):.3f}" if s else "-"
+        out.append(f"| {r.model} | {r.factors} | " + " | ".join(cells) + f" | {per} |")
+    out += ["", "Ranked by best validation MSE:", "",
+            "| rank | model | k | best epoch | val MSE | val RMSE | seconds |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for rank, r in enumerate(ranked(results), start=1):
+        if r.best_epoch is None:
+            out.append(f"| {rank} | {r.model} | {r.factors} | - | - | - | {r.seconds:.2f} |")
+        else:
+            out.append(f"| {rank} | {r.model} | {r.factors} | {r.best_epoch} | "
+                       f"{r.best_mse:.4f} | {math.sqrt(r.best_mse):.4f} | {r.seconds:.2f} |")
+    return "\n".join(out)
+
+
+def format_json(results, **extra) -> str:
+    return json.dumps({**extra, "results": [r.as_dict() for r in results]})
+
+
+def plot_curves(results, path):
+    """Learning curves (loss dashed, val_loss solid) per model, saved to ``path``.
+    Needs matplotlib (``pip install mfcore[plot]``)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MfcoreError("plotting needs matplotlib: pip install 'mfcore[plot]'") from None
+    ks = sorted({r.factors for r in results})
+    fig, axes = plt.subplots(1, len(ks), figsize=(6 * len(ks), 4.5), squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        for r in (r for r in results if r.factors == k):
+            v = r.history.get("val_loss", [])
+            if not v:
+                continue
+            epochs = range(1, len(v) + 1)
+            line, = ax.plot(epochs, v, marker="o", label=r.model)
+            ax.plot(epochs, r.history["loss"], linestyle="--", color=line.get_color(), alpha=0.5)
+        ax.set_title(f"k = {k} (solid: val_loss, dashed: loss)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("MSE")
+        lo = min((min(r.history["val_loss"]) for r in results if r.factors == k
+                  and r.history.get("val_loss")), default=0.7)
+        ax.set_ylim(lo - 0.05, lo + 0.45)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    import os
+    import tempfile
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lstrip(".") or "png"
+    fd, tmp = tempfile.mkstemp(prefix=".mfcore-plot-", suffix="." + ext,
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format=ext)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,89 @@
+"""``mfcore compare`` and the library behind it."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from mfcore.cli import main
+from mfcore.compare import compare, format_markdown, format_table, notebook_model, ranked
+from parity import load_reference, parity_violations
+
+
+def test_library_compare_ranks_by_best_val_mse(ml100k_split):
+    train, val = ml100k_split
+    res = compare(train, val, models=["mf", "mfbs"], factors=[10], epochs=3)
+    assert [(r.model, r.factors) for r in res] == [("mf", 10), ("mfbs", 10)]
+    best = ranked(res)
+    assert best[0].best_mse <= best[1].best_mse
+    assert best[0].model == "mfbs"  # sigmoid MF beats plain MF after 3 epochs, as in Keras
+    table = format_table(res)
+    assert "Epoch 3/3" in table and "val_loss" in table and "rank" in table
+    md = format_markdown(res)
+    assert md.count("| mf | 10 |") == 2 and "| rank |" in md
+
+
+def test_notebook_presets():
+    assert notebook_model("mfb", 50).factors == 50
+    mb = notebook_model("mixed-bias", 50)
+    assert (mb.factors, mb.bias_factors) == (10, 50)
+
+
+def test_cli_compare_whole_zoo_matches_keras(data_home, shared_dir):
+    """The acceptance run: every notebook model at k = 10 and 50, 6 epochs, on u.data,
+    within the parity band of the Keras reference figures."""
+    res = CliRunner().invoke(main, ["compare", "--dataset", "ml-100k", "--epochs", "6",
+                                    "--json", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    ref, ref2 = load_reference(shared_dir)
+    assert len(out["results"]) == 14
+    bad = {}
+    for r in out["results"]:
+        key = f"{r['model'].replace('-', '_')}/k={r['factors']}"
+        v = parity_violations(r["history"]["val_loss"], ref[key]["val_loss"],
+                              ref2[key]["val_loss"])
+        if v:
+            bad[key] = v
+    assert bad == {}
+
+
+def test_cli_compare_markdown_and_usage_errors(data_home):
+    runner = CliRunner()
+    res = runner.invoke(main, ["compare", "--dataset", "ml-100k", "--models", "mfb",
+                               "--factors", "5", "--epochs", "1", "--markdown", "-q"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.startswith("Validation loss per epoch:")
+    res = runner.invoke(main, ["compare", "--models", "mfb,svd"])
+    assert res.exit_code == 2 and "svd" in res.stderr
+    res = runner.invoke(main, ["compare", "--factors", "ten"])
+    assert res.exit_code == 2
+    res = runner.invoke(main, ["compare", "--json", "--markdown"])
+    assert res.exit_code == 2
+
+
+def test_cli_compare_plot(data_home, tmp_path):
+    path = tmp_path / "curves.png"
+    res = CliRunner().invoke(main, ["compare", "--dataset", "ml-100k", "--models", "mf,mfb",
+                                    "--factors", "5", "--epochs", "2", "--plot", str(path),
+                                    "-q"])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert res.exit_code == 2 and "matplotlib" in res.stderr
+        assert not path.exists()
+    else:
+        assert res.exit_code == 0, res.stderr
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_in_a_real_subprocess(data_home):
+    env = dict(os.environ, MFCORE_DATA_HOME=str(data_home))
+    out = subprocess.run([sys.executable, "-m", "mfcore", "compare", "--dataset", "ml-100k",
+                          "--models", "mfb,mfbs", "--factors", "10", "--epochs", "2"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "rank" in out.stdout and "mfbs" in out.stdout and "wall time" in out.stdout
+    assert "Epoch 2/2" in out.stderr
