@@ -378,7 +378,7 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
         if verbose:
             log(line)
         stop = any(bool(cb(e, hist)) for cb in callbacks)
-        if early_stopping is not None and since_best > early_stopping:
+        if early_stopping is not None and since_best >= max(1, early_stopping):
             hist.stopped_early = True
             if restore_best and best[2] is not None:
                 model._restore(best[2])
