@@ -1,7 +1,6 @@
 """Behaviour of the MF family and of what every model shares (fit, predict, evaluate,
 recommend, similar items, save/load, early stopping, divergence) on real MovieLens 100K."""
 import json
-import os
 
 import numpy as np
 import pandas as pd

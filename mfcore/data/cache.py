@@ -19,10 +19,11 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_output
 
 __all__ = ["user_cache_dir", "data_home", "is_writable_dir", "cache_file_for", "load_cache",
            "save_cache", "source_key", "ensure_writable_dir", "OWNED_MARKER", "CACHE_VERSION"]
@@ -42,7 +43,10 @@ def user_cache_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "mfcore"
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".cache"
+    if xdg and os.path.isabs(os.path.expanduser(xdg)):
+        base = Path(xdg).expanduser()
+    else:
+        base = Path.home() / ".cache"
     return base / "mfcore"
 
 
@@ -151,23 +155,9 @@ def save_cache(path, key: str, arrays: dict) -> bool:
     folder = path.parent
     if not is_writable_dir(folder):
         return False
-    fd, tmp = None, None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fd = None
+        with atomic_output(path) as fh:
             np.savez(fh, __key__=np.array(key), **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache is as readable as its source
-        os.replace(tmp, path)
-        tmp = None
         return True
     except OSError:
         return False
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass

@@ -492,7 +492,10 @@ def parse_ratings_file(path, sep=None, header=None, columns=None,
 
 def _parse(buf, sep, header, columns, rating_range, source):
     sep = normalize_sep(sep)
-    lo, hi = (float(rating_range[0]), float(rating_range[1])) if rating_range is not None else (-np.inf, np.inf)
+    if rating_range is not None:
+        lo, hi = float(rating_range[0]), float(rating_range[1])
+    else:
+        lo, hi = -np.inf, np.inf
     head = _head_lines(buf)
     if not head:
         raise DataError("empty file: no ratings (only blank lines)", source)

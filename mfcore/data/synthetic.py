@@ -18,13 +18,12 @@ Work is done in chunks of about ``chunk`` ratings, so memory beyond the output a
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from ..atomic import atomic_output
 from ..errors import DataError
 from .ratings import Ratings
 
@@ -251,30 +250,19 @@ def write_ratings_dat(ratings: Ratings, path, sep: str = "::", timestamps: bool 
     iids = ratings.item_ids[ratings.items]
     r2 = ratings.ratings.astype(np.float64) * 2
     halves = bool(np.all(r2 == np.rint(r2))) and uids.dtype.kind in "iu" and iids.dtype.kind in "iu"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for a in range(0, len(ratings), chunk):
-                b = min(a + chunk, len(ratings))
-                if halves:
-                    out.write(_format_rows(uids[a:b].astype(np.int64), iids[a:b].astype(np.int64),
-                                           np.rint(r2[a:b]).astype(np.int64),
-                                           ratings.timestamps[a:b], sep_b, timestamps).tobytes())
-                else:
-                    lines = []
-                    for k in range(a, b):
-                        row = [str(uids[k]), str(iids[k]), repr(float(ratings.ratings[k]))]
-                        if timestamps:
-                            row.append(str(int(ratings.timestamps[k])))
-                        lines.append(sep.join(row))
-                    out.write(("\n".join(lines) + "\n").encode("utf-8"))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    with atomic_output(path) as out:
+        for a in range(0, len(ratings), chunk):
+            b = min(a + chunk, len(ratings))
+            if halves:
+                out.write(_format_rows(uids[a:b].astype(np.int64), iids[a:b].astype(np.int64),
+                                       np.rint(r2[a:b]).astype(np.int64),
+                                       ratings.timestamps[a:b], sep_b, timestamps).tobytes())
+            else:
+                lines = []
+                for k in range(a, b):
+                    row = [str(uids[k]), str(iids[k]), repr(float(ratings.ratings[k]))]
+                    if timestamps:
+                        row.append(str(int(ratings.timestamps[k])))
+                    lines.append(sep.join(row))
+                out.write(("\n".join(lines) + "\n").encode("utf-8"))
     return path

@@ -17,10 +17,10 @@ import inspect
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..data.ratings import Ratings
 from ..errors import DataError, ModelError
 from ..engine import trainer
@@ -306,7 +306,6 @@ class RatingModel:
         item (raw id, or index with ``ids="index"``), score, title (when known).
         """
         self._require_fitted()
-        import pandas as pd
         u, _ = self._to_indices([user], [self.item_ids_[0]] if ids == "raw" else [0], ids)
         u = int(u[0])
         if u < 0 or self.user_counts_[u] == 0:
@@ -374,15 +373,11 @@ class RatingModel:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise ModelError(f"cannot save to {path}: folder {folder} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".mfcore-", suffix=".npz.tmp", dir=folder)
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_output(path) as fh:
                 np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        except OSError as exc:
+            raise ModelError(f"cannot save to {path}: {exc.strerror or exc}") from None
         return path
 
 
