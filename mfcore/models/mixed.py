@@ -1,0 +1,258 @@
+"""The notebook's mixed models: matrix factorisation plus a network, ``mixed-bias`` (Mixed
+model 1: MF + NN modelling of the bias) and ``mixed-interaction`` (Mixed model 2: MF + NN
+modelling of the interaction)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+from ..engine import trainer
+from ..kernels import mlp
+from ..kernels import nn as kernel
+from .mf import check_factors, check_init, check_l2, init_table
+from .nn import (_ProgramModel, check_activation, check_bool, check_rate, check_widths,
+                 l2_columns, normalise, per_layer)
+
+
+def _check_scale(scale):
+    if not (isinstance(scale, (int, float, np.floating)) and scale > 0 and np.isfinite(scale)):
+        raise ModelError(f"scale must be a positive number, got {scale!r}")
+
+
+class MixedBias(_ProgramModel):
+    """Mixed model 1, MF + NN modelling of the bias::
+
+        z = e_u . e_m + head([b_u, b_m])          y_hat = scale * sigmoid(z)  (or z)
+
+    with vector-valued bias embeddings ``b_u``, ``b_m`` and ``head`` = hidden layers
+    ``Dense(h, activation) -> [Dropout(rate)]`` then ``Dense(1)``.
+
+    factors: size of ``e_u``, ``e_m`` (the notebook's e_factors, default 10).
+    bias_factors: size of ``b_u``, ``b_m`` (b_factors, default 10). hidden: head widths
+    (default ``(int(2*bias_factors*0.75),)``; ``()`` gives the linear head
+    ``Dense(1)([b_u, b_m]) = W b_u + W' b_m + c``). activation: of the hidden head layers
+    (default ``"linear"``: the notebook's Dense has none). dropout: after each hidden head
+    layer (default 0.4), one float or one per layer. sigmoid: ``scale * sigmoid(z)`` output
+    (default True, scale 5). l2/l2_mode: L2 on all embedding columns (as MF);
+    init/init_scale: embedding initialisation (uniform +-0.05); seed.
+
+    Layout: ``U[u] = [e_u (factors), b_u (bias_factors)]``, ``I[i]`` likewise; ``theta``
+    the head's weights. The Keras reference ``mixed_bias`` at k is
+    ``MixedBias(factors=10, bias_factors=k)`` (:meth:`keras_reference`).
+    """
+
+    name = "mixed-bias"
+
+    def __init__(self, factors=10, *, bias_factors=10, hidden=None, activation="linear",
+                 dropout=0.4, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
+                 init="uniform", init_scale=0.05, seed=0):
+        self.factors = factors
+        self.bias_factors = bias_factors
+        self.hidden = normalise(hidden)
+        self.activation = activation
+        self.dropout = normalise(dropout)
+        self.sigmoid = sigmoid
+        self.scale = scale
+        self.l2 = l2
+        self.l2_mode = l2_mode
+        self.init = init
+        self.init_scale = init_scale
+        self.seed = seed
+        self._validate()
+        self._reset()
+
+    def _validate(self):
+        check_factors(self.factors)
+        check_factors(self.bias_factors, "bias_factors")
+        self._hidden = (check_widths(self.hidden) if self.hidden is not None
+                        else (max(1, int(2 * self.bias_factors * 0.75)),))
+        check_activation(self.activation)
+        self._dropouts = per_layer(self.dropout, len(self._hidden), "dropout", check_rate)
+        check_bool(self.sigmoid, "sigmoid")
+        _check_scale(self.scale)
+        check_l2(self.l2, self.l2_mode)
+        check_init(self.init, self.init_scale)
+
+    @classmethod
+    def keras_reference(cls, k):
+        """The Keras reference ``mixed_bias`` at k: 10 dot factors, k bias factors."""
+        return cls(factors=10, bias_factors=k)
+
+    @property
+    def _cols(self):
+        return self.factors + self.bias_factors
+
+    def _build(self, n_users, n_items, rng):
+        f, bf = self.factors, self.bias_factors
+        U = init_table(rng, n_users, self._cols, self.init, self.init_scale)
+        I = init_table(rng, n_items, self._cols, self.init, self.init_scale)
+        b = mlp.ProgramBuilder(fspec_base=1)
+        x = b.tensor(2 * bf)
+        d = 2 * bf
+        for h, rate in zip(self._hidden, self._dropouts):
+            x = b.dense(x, d, h, self.activation)
+            d = h
+            if rate > 0:
+                x = b.dropout(x, d, rate)
+        out = b.dense(x, d, 1, "linear")
+        header = {kernel.H_IN_U: 0, kernel.H_U_COL: f, kernel.H_U_LEN: bf,
+                  kernel.H_IN_I: bf, kernel.H_I_COL: f, kernel.H_I_LEN: bf,
+                  kernel.H_DOT_MODE: kernel.DOT_TABLES, kernel.H_DOT_U: 0,
+                  kernel.H_DOT_I: 0, kernel.H_DOT_LEN: f,
+                  kernel.H_OUT: out, kernel.H_SIGMOID: int(self.sigmoid)}
+        theta, state, spec, fspec = self._assemble(header, b, self.scale, rng)
+        return U, I, theta, state, spec, fspec
+
+    def _l2_columns(self):
+        c = np.full(self._cols, self.l2, np.float32)
+        return l2_columns((c, c.copy()), self.l2_mode)
+
+    @classmethod
+    def gradcheck_configs(cls):
+        base = {"factors": 3, "bias_factors": 2}
+        return [
+            base,
+            {**base, "hidden": (), "sigmoid": False},
+            {**base, "hidden": (4, 3), "activation": "relu", "dropout": (0.3, 0.0)},
+            {**base, "hidden": (4, 3), "activation": "elu", "dropout": (0.3, 0.0),
+             "sigmoid": False},
+            {**base, "hidden": (3,), "l2": 0.05, "l2_mode": "keras"},
+        ]
+
+    def item_embeddings(self):
+        """The items' dot-product factors ``e_m``."""
+        self._require_fitted()
+        return self.I_[:, :self.factors]
+
+    def user_embeddings(self):
+        self._require_fitted()
+        return self.U_[:, :self.factors]
+
+
+class MixedInteraction(_ProgramModel):
+    """Mixed model 2, MF + NN modelling of the interaction::
+
+        z = T(e_u) . T'(e_m) + b_u + b_m          y_hat = scale * sigmoid(z)  (or z)
+
+    with towers ``T``, ``T'`` of the same shape and separate weights: for each width in
+    ``tower`` a ``Dense`` layer; all but the last use ``activation`` and are followed by
+    ``Dropout(dropout)`` when it is > 0; the last is linear (it gives the embedding that
+    enters the dot product). Scalar biases ``b_u``, ``b_m`` are embedding columns.
+
+    factors: size of ``e_u``, ``e_m`` (default 10). tower: widths (default
+    ``(int(0.75*factors),)``, the notebook's linear tower ``Dense(int(0.75k))``; longer
+    tuples give the DNN towers). activation: hidden tower layers' activation (default
+    relu; unused with one layer). dropout: after hidden tower layers (default 0).
+    tower_bias: Dense layers with bias (default True, as Keras). sigmoid/scale: output
+    ``scale * sigmoid(z)`` (default True, 5). l2/l2_mode: L2 on the factor columns (not the
+    scalar biases); init/init_scale; seed.
+
+    Layout: ``U[u] = [e_u (factors), b_u]``, ``I[i] = [e_m (factors), b_m]``; ``theta`` both
+    towers' weights. The Keras reference ``mixed_interaction`` at k is
+    ``MixedInteraction(factors=k)``.
+    """
+
+    name = "mixed-interaction"
+
+    def __init__(self, factors=10, *, tower=None, activation="relu", dropout=0.0,
+                 tower_bias=True, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
+                 init="uniform", init_scale=0.05, seed=0):
+        self.factors = factors
+        self.tower = normalise(tower)
+        self.activation = activation
+        self.dropout = normalise(dropout)
+        self.tower_bias = tower_bias
+        self.sigmoid = sigmoid
+        self.scale = scale
+        self.l2 = l2
+        self.l2_mode = l2_mode
+        self.init = init
+        self.init_scale = init_scale
+        self.seed = seed
+        self._validate()
+        self._reset()
+
+    def _validate(self):
+        check_factors(self.factors)
+        self._tower = (check_widths(self.tower, "tower") if self.tower is not None
+                       else (max(1, int(self.factors * 0.75)),))
+        if not self._tower:
+            raise ModelError("tower needs at least one layer width (the width of the "
+                             "embeddings entering the dot product)")
+        check_activation(self.activation)
+        self._dropouts = per_layer(self.dropout, len(self._tower) - 1, "dropout", check_rate)
+        check_bool(self.tower_bias, "tower_bias")
+        check_bool(self.sigmoid, "sigmoid")
+        _check_scale(self.scale)
+        check_l2(self.l2, self.l2_mode)
+        check_init(self.init, self.init_scale)
+
+    @classmethod
+    def keras_reference(cls, k):
+        return cls(factors=k)
+
+    def _tower_ops(self, b, x):
+        d = self.factors
+        n = len(self._tower)
+        for j, h in enumerate(self._tower):
+            last = j == n - 1
+            x = b.dense(x, d, h, "linear" if last else self.activation, bias=self.tower_bias)
+            d = h
+            if not last and self._dropouts[j] > 0:
+                x = b.dropout(x, d, self._dropouts[j])
+        return x, d
+
+    def _build(self, n_users, n_items, rng):
+        k = self.factors
+        U = init_table(rng, n_users, k + 1, self.init, self.init_scale)
+        I = init_table(rng, n_items, k + 1, self.init, self.init_scale)
+        b = mlp.ProgramBuilder(fspec_base=1)
+        tu = b.tensor(k)
+        ti = b.tensor(k)
+        ou, d = self._tower_ops(b, tu)
+        om, _ = self._tower_ops(b, ti)
+        self._item_out = (om, d)
+        header = {kernel.H_IN_U: tu, kernel.H_U_COL: 0, kernel.H_U_LEN: k,
+                  kernel.H_IN_I: ti, kernel.H_I_COL: 0, kernel.H_I_LEN: k,
+                  kernel.H_DOT_MODE: kernel.DOT_TENSORS, kernel.H_DOT_U: ou,
+                  kernel.H_DOT_I: om, kernel.H_DOT_LEN: d,
+                  kernel.H_BIAS_U: k, kernel.H_BIAS_I: k, kernel.H_SIGMOID: int(self.sigmoid)}
+        theta, state, spec, fspec = self._assemble(header, b, self.scale, rng)
+        return U, I, theta, state, spec, fspec
+
+    def _l2_columns(self):
+        c = np.zeros(self.factors + 1, np.float32)
+        c[:self.factors] = self.l2
+        return l2_columns((c, c.copy()), self.l2_mode)
+
+    @classmethod
+    def gradcheck_configs(cls):
+        base = {"factors": 3}
+        return [
+            base,
+            {**base, "tower": (4, 3), "activation": "tanh", "dropout": 0.3,
+             "sigmoid": False},
+            {**base, "tower": (2,), "tower_bias": False, "l2": 0.05, "l2_mode": "keras"},
+        ]
+
+    def item_embeddings(self):
+        """The item tower's outputs ``T'(e_m)``, the vectors that enter the dot product."""
+        self._require_fitted()
+        if getattr(self, "_item_out", None) is None:
+            self._build(1, 1, np.random.default_rng(0))
+        t, d = self._item_out
+        n = self.I_.shape[0]
+        out = np.zeros((n, d), np.float32)
+        chunk = max(1, min(trainer.EVAL_CHUNK, n))
+        ws = np.zeros(self._workspace_size(chunk), np.float32)
+        users = np.zeros(chunk, np.int32)
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            items = np.arange(start, start + m, dtype=np.int32)
+            kernel.tensor_values(self.spec_, self.fspec_, self.U_, self.I_, self.theta_,
+                                 self.state_, users, items, m, ws, t, d, out[start:start + m])
+        return out
+
+    def user_embeddings(self):
+        self._require_fitted()
+        return self.U_[:, :self.factors]

@@ -1,0 +1,56 @@
+"""Keras parity of the neural and mixed models: the Keras reference architectures
+(``keras_ref.py``) on MovieLens 100K (seed-0 split, Adam 1e-3, batch 64, 6 epochs) against
+Keras' own figures in ../shared/reference/.
+
+Known gap: at k=50, ``nn``, ``mixed_bias`` and ``mixed_interaction`` overfit less in mfcore
+than in Keras after epoch 3 (our validation loss is lower by 0.03-0.05 while the training
+loss matches within a few thousandths for mixed_interaction); those three pairs are marked
+xfail (non-strict) until the cause is found, so CI shows them without hiding a regression
+in the other five.
+"""
+import pytest
+
+from mfcore.models import Linear, MixedBias, MixedInteraction, NN
+from parity import load_reference, parity_violations, table
+
+MODELS = {"linear": Linear, "nn": NN, "mixed_bias": MixedBias,
+          "mixed_interaction": MixedInteraction}
+KNOWN_GAP = {("nn", 50), ("mixed_bias", 50), ("mixed_interaction", 50)}
+
+CASES = [pytest.param(name, k, marks=pytest.mark.xfail(
+             reason="k=50: Keras overfits more than mfcore after epoch 3 (open)", strict=False))
+         if (name, k) in KNOWN_GAP else pytest.param(name, k)
+         for name in MODELS for k in (10, 50)]
+
+
+@pytest.mark.parametrize("name,k", CASES)
+def test_val_loss_follows_keras(name, k, ml100k_split, shared_dir):
+    ref, ref2 = load_reference(shared_dir)
+    train, val = ml100k_split
+    key = f"{name}/k={k}"
+    assert ref[key]["n_train"] == len(train) and ref[key]["n_val"] == len(val)
+    model = MODELS[name].keras_reference(k)
+    hist = model.fit(train, validation=val, epochs=6, batch_size=64, optimizer="adam",
+                     lr=1e-3, verbose=0)
+    k1, k2 = ref[key]["val_loss"], ref2[key]["val_loss"]
+    print(table(key, hist.val_loss, k1, k2))
+    assert parity_violations(hist.val_loss, k1, k2) == [], table(key, hist.val_loss, k1, k2)
+
+
+@pytest.mark.parametrize("name,k,layers", [
+    ("linear", 10, [("dense", 20, 1, "linear", True)]),
+    ("nn", 10, [("dense", 20, 15, "relu", True), ("dropout", 0.4),
+                ("dense", 15, 1, "linear", True)]),
+    ("nn", 50, [("dense", 100, 75, "relu", True), ("dropout", 0.4),
+                ("dense", 75, 1, "linear", True)]),
+    ("mixed_bias", 50, [("dense", 100, 75, "linear", True), ("dropout", 0.4),
+                        ("dense", 75, 1, "linear", True)]),
+    ("mixed_interaction", 50, [("dense", 50, 37, "linear", True)] * 2),
+    ("mixed_interaction", 10, [("dense", 10, 7, "linear", True)] * 2),
+])
+def test_reference_architectures(name, k, layers):
+    """keras_reference(k) builds exactly the layers of keras_ref.py."""
+    model = MODELS[name].keras_reference(k)
+    assert model.layers() == layers
+    if name == "mixed_bias":
+        assert (model.factors, model.bias_factors, model.sigmoid) == (10, k, True)
