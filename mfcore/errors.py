@@ -37,5 +37,9 @@ class ModelError(MfcoreError, ValueError):
     """Bad hyper-parameters, an unfitted model, unknown users/items, or a bad model file."""
 
 
+class UnknownIdsError(ModelError):
+    """Users or items the model never saw (``predict``/``evaluate`` with the raising policy)."""
+
+
 class TrainingDiverged(MfcoreError):
     """The loss became NaN or infinite; the model keeps its last good weights."""

@@ -44,6 +44,8 @@ def main():
 def _register():
     from . import datasets as _datasets  # noqa: F401  (adds the `datasets` group)
     from . import train as _train  # noqa: F401  (adds `train` and `gradcheck`)
+    from . import use as _use  # noqa: F401  (adds `evaluate`, `predict`, `recommend`, `similar`)
+    from . import bench as _bench  # noqa: F401  (adds `bench`)
     from . import compare as _compare  # noqa: F401  (adds `compare`)
 
 

@@ -22,12 +22,13 @@ import numpy as np
 
 from ..atomic import atomic_output
 from ..data.ratings import Ratings
-from ..errors import DataError, ModelError
+from ..errors import DataError, ModelError, UnknownIdsError
 from ..engine import trainer
 
 FORMAT = "mfcore-model"
 FORMAT_VERSION = 1
 UNKNOWN_POLICIES = ("raise", "nan", "mean")
+EVALUATE_POLICIES = ("model", "skip", "mean")
 
 
 class RatingModel:
@@ -261,7 +262,7 @@ class RatingModel:
             j = int(np.flatnonzero(~ok)[0])
             raw_u = np.atleast_1d(np.asarray(users))[j]
             raw_i = np.atleast_1d(np.asarray(items))[j]
-            raise ModelError(f"{int((~ok).sum())} of {len(ok)} pairs have a user or item the "
+            raise UnknownIdsError(f"{int((~ok).sum())} of {len(ok)} pairs have a user or item the "
                              f"model never saw in training (first: user {raw_u!r}, item "
                              f"{raw_i!r}); pass unknown='mean' or unknown='nan'")
         out = np.full(len(u), np.nan if unknown == "nan" else self.global_mean_, np.float32)
@@ -271,28 +272,60 @@ class RatingModel:
             np.clip(out, self.rating_min_, self.rating_max_, out=out)
         return out
 
-    def evaluate(self, data, *, clip=False) -> dict:
-        """MSE, RMSE and MAE on ``data`` (a Ratings sharing the model's id maps, or a
-        DataFrame with raw ids). Every pair is scored by the model, as Keras' ``val_loss``
-        does; pairs whose ids the model does not know at all raise ModelError."""
+    def evaluate(self, data, *, unknown="model", clip=False) -> dict:
+        """MSE, RMSE and MAE on ``data``: a Ratings (its own id maps or the model's) or a
+        DataFrame with raw ids user, item, rating.
+
+        unknown: rows whose user or item had no training ratings. ``"model"`` (default)
+        scores every row with the model, as Keras' ``val_loss`` does (ids outside the
+        model's id maps raise ModelError); ``"skip"`` leaves them out; ``"mean"`` predicts the
+        training mean for them. clip: clip predictions to the training rating scale.
+        Returns ``{"mse", "rmse", "mae", "n", "skipped", "mean_filled"}``.
+        """
         self._require_fitted()
+        if unknown not in EVALUATE_POLICIES:
+            raise ModelError(f"unknown must be one of {EVALUATE_POLICIES}, got {unknown!r}")
         if isinstance(data, Ratings) and np.array_equal(data.user_ids, self.user_ids_) \
                 and np.array_equal(data.item_ids, self.item_ids_):
-            users, items, y = data.users, data.items, data.ratings
+            users, items = data.users, data.items
         else:
             data = _as_ratings(data, "data")
             from ..data.ratings import _lookup
-            users = _lookup(self.user_ids_, data.user_ids[data.users], "user", None)
-            items = _lookup(self.item_ids_, data.item_ids[data.items], "item", None)
-            y = data.ratings
+            users = _lookup(self.user_ids_, data.user_ids[data.users], "user", -1)
+            items = _lookup(self.item_ids_, data.item_ids[data.items], "item", -1)
+        y = data.ratings
         if len(y) == 0:
             raise ModelError("nothing to evaluate: the data set is empty")
-        pred = self._predict_indices(users, items)
+        outside = (users < 0) | (items < 0)
+        if unknown == "model" and outside.any():
+            j = int(np.flatnonzero(outside)[0])
+            what = ("user", data.user_ids[data.users[j]]) if users[j] < 0 else \
+                ("item", data.item_ids[data.items[j]])
+            raise UnknownIdsError(f"{data.name}: {what[0]} {_plain_value(what[1])!r} is not in "
+                                  f"the model ({int(outside.sum())} of {len(y)} rows have ids "
+                                  f"the model never saw); pass unknown='skip' or 'mean'")
+        known = ~outside
+        known[known] = (self.user_counts_[users[known]] > 0) & (self.item_counts_[items[known]] > 0)
+        skipped = mean_filled = 0
+        if unknown == "model":
+            pred = self._predict_indices(users, items)
+        elif unknown == "skip":
+            if not known.any():
+                raise ModelError(f"{data.name}: none of its {len(y):,} rows has a user and an "
+                                 f"item with training ratings; nothing to evaluate")
+            skipped = int((~known).sum())
+            pred = self._predict_indices(users[known], items[known])
+            y = y[known]
+        else:
+            mean_filled = int((~known).sum())
+            pred = np.full(len(y), self.global_mean_, np.float32)
+            pred[known] = self._predict_indices(users[known], items[known])
         if clip:
             np.clip(pred, self.rating_min_, self.rating_max_, out=pred)
         sse, sae = trainer.error_sums(pred, y)
         mse = sse / len(y)
-        return {"mse": mse, "rmse": math.sqrt(mse), "mae": sae / len(y), "n": int(len(y))}
+        return {"mse": mse, "rmse": math.sqrt(mse), "mae": sae / len(y), "n": int(len(y)),
+                "skipped": skipped, "mean_filled": mean_filled}
 
     # ---- recommendation ---------------------------------------------------------------------
     def _title(self, raw_item):
@@ -454,6 +487,10 @@ def _top_n(scores, n):
         return np.zeros(0, np.int64)
     part = np.argpartition(-scores, n - 1)[:n]
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _plain_value(v):
+    return v.item() if hasattr(v, "item") else v
 
 
 def _plain_ids(ids):

@@ -1,0 +1,94 @@
+"""``mfcore bench``: the kernel speed table (a thin layer over :mod:`mfcore.bench`)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from . import main
+
+
+def _names(ctx, param, value):
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter(f"expected a comma-separated list, got {value!r}")
+    return names
+
+
+def _ints(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        vals = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 10,50, "
+                                 f"got {value!r}")
+    if not vals or any(v < 1 for v in vals):
+        raise click.BadParameter(f"expected positive integers such as 10,50, got {value!r}")
+    return vals
+
+
+@main.command()
+@click.option("--ratings", "n_ratings", type=click.IntRange(min=1), default=1_000_209,
+              show_default=True, help="Size of the synthetic ml-1m-shaped data set "
+              "(6,040 users, 3,706 items); epochs run over its 80% training split.")
+@click.option("--models", callback=_names, default=None, metavar="LIST",
+              help="Comma-separated models, e.g. mf,mfb,mfbs [default: every model].")
+@click.option("--optimizers", callback=_names, default="adam,sparse-adam,sgd",
+              show_default=True, metavar="LIST",
+              help="adam (Keras-faithful), sparse-adam (touched rows only), sgd.")
+@click.option("--factors", callback=_ints, default="10,50", show_default=True,
+              metavar="LIST", help="Embedding sizes.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed epochs per row (the median is reported), after 1 warm-up epoch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Batch size of every row [default: 1 for sgd, 64 otherwise].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the data, the split and the models.")
+@click.option("--vs-keras", is_flag=True,
+              help="Also time one Keras epoch (Adam, batch 64) of each model when "
+                   "TensorFlow/Keras is importable; print keras ms and keras/ours.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_keras,
+          as_json, markdown, quiet):
+    """Kernel speed: ms per epoch and ratings/s per model x optimizer x factors.
+
+    Each row: the median of --repeat one-epoch fits after a warm-up epoch, on a synthetic
+    MovieLens-1M-shaped set. JIT compile time is reported apart, per model, and the table
+    says whether Numba's on-disk cache was warm.
+
+    \b
+    Examples:
+      mfcore bench --models mf,mfb,mfbs --factors 10,50
+      mfcore bench --ratings 100000 --optimizers sgd --repeat 5 --markdown
+      mfcore bench --models mfb --factors 10 --vs-keras
+      mfcore bench --ratings 20000 --models mf --factors 4 --repeat 1 --json
+    """
+    from ..bench import run_bench
+    from ..models import MODELS
+
+    if as_json and markdown:
+        raise click.UsageError("give either --json or --markdown, not both")
+    for name in models or ():
+        if name not in MODELS:
+            raise click.BadParameter(f"unknown model {name!r}; choose from "
+                                     f"{', '.join(MODELS)}", param_hint="--models")
+    valid = ("adam", "sparse-adam", "sgd", "adam-dense")
+    for opt in optimizers:
+        if opt not in valid:
+            raise click.BadParameter(f"unknown optimizer {opt!r}; choose from "
+                                     f"{', '.join(valid)}", param_hint="--optimizers")
+    log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    result = run_bench(n_ratings=n_ratings, models=models, optimizers=optimizers,
+                       factors=factors, repeat=repeat, batch_size=batch_size, seed=seed,
+                       vs_keras=vs_keras, log=log)
+    if vs_keras and not result.keras_available:
+        click.echo(result.keras, err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo(result.format_table(markdown=markdown))

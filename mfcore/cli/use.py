@@ -1,0 +1,335 @@
+"""``mfcore evaluate``, ``predict``, ``recommend`` and ``similar``: use a saved model.
+
+Every command takes a model file written by ``mfcore train --save`` (or
+:meth:`mfcore.models.RatingModel.save`). Ids on the command line and in files are raw ids,
+as the data set wrote them; they are converted to the model's id type (integers for
+MovieLens) for lookup and written back exactly as given.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from . import main
+from .options import data_source_options, load_from_options
+
+_MODEL_FILE = click.Path(exists=True, dir_okay=False)
+
+
+def _quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Nothing on stderr but errors.")(f)
+
+
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON object on stdout.")(f)
+
+
+def _load(path):
+    from ..models import load_model
+    return load_model(path)
+
+
+def _model_line(model, path):
+    k = getattr(model, "factors", None)
+    return (f"{path}: {model.name}" + (f", {k} factors" if k is not None else "")
+            + f", {model.epochs_trained_} epoch(s)")
+
+
+# ---- raw ids -------------------------------------------------------------------------------
+def _check_known(model, users, items, tokens_u, tokens_i, where=None):
+    """Raise one ModelError naming the first pair whose user or item the model never saw
+    in training (``where``: (path, line numbers) of the pairs)."""
+    import numpy as np
+
+    from ..errors import ModelError
+    from ..data.ratings import _lookup
+    u = _lookup(model.user_ids_, users, "user", -1)
+    i = _lookup(model.item_ids_, items, "item", -1)
+    ok_u = u >= 0
+    ok_u[ok_u] = model.user_counts_[u[ok_u]] > 0
+    ok_i = i >= 0
+    ok_i[ok_i] = model.item_counts_[i[ok_i]] > 0
+    bad = ~(ok_u & ok_i)
+    if not bad.any():
+        return
+    j = int(np.flatnonzero(bad)[0])
+    parts = []
+    if not ok_u[j]:
+        parts.append(f"user {tokens_u[j]}")
+    if not ok_i[j]:
+        parts.append(f"item {tokens_i[j]}")
+    loc = f"{where[0]}, line {int(where[1][j])}: " if where is not None else ""
+    count = f" ({int(bad.sum())} of {len(bad)} pairs)" if len(bad) > 1 else ""
+    raise ModelError(f"{loc}{' and '.join(parts)} had no ratings in the model's training "
+                     f"data{count}; pass --unknown nan or --unknown mean")
+
+
+# ---- evaluate ------------------------------------------------------------------------------
+def _own_validation_split(model, model_file, quiet):
+    """The validation split the model was trained beside, rebuilt from ``data_source_``."""
+    from ..data import load_dataset, load_file, random_split
+    from ..errors import DataError, ModelError
+    src = model.data_source_ or {}
+    if not (src.get("dataset") or src.get("data")):
+        raise ModelError(f"{model_file}: the model file does not record its training data; "
+                         f"pass --dataset NAME or --data PATH to evaluate on all their rows")
+    if src.get("data"):
+        if not os.path.isfile(src["data"]):
+            raise DataError(f"the training data file recorded in {model_file} is missing; "
+                            f"pass --data PATH to evaluate on another file", path=src["data"])
+        ratings = load_file(src["data"], sep=src.get("sep"), header=src.get("header"))
+    else:
+        ratings = load_dataset(src["dataset"], progress=False if quiet else None)
+    fraction = src.get("train_fraction", 0.8)
+    seed = src.get("split_seed", 0)
+    train, val = random_split(ratings, train_fraction=fraction, seed=seed)
+    n_train = getattr(model, "_n_train", 0)
+    if not quiet and n_train and n_train != len(train):
+        click.echo(f"warning: {ratings.name} now gives {len(train):,} training rows, the "
+                   f"model was trained on {n_train:,}: the data changed since training",
+                   err=True)
+    return val, {"data": ratings.name, "split": "validation", "split_seed": seed,
+                 "train_fraction": fraction}
+
+
+@main.command()
+@click.argument("model_file", type=_MODEL_FILE)
+@data_source_options
+@click.option("--unknown", type=click.Choice(["raise", "skip", "mean"]), default="raise",
+              show_default=True,
+              help="Rows whose user or item had no training ratings: raise = score them "
+                   "all as the model's own val_loss does (ids outside the model are an "
+                   "error), skip = leave them out, mean = predict the training mean.")
+@click.option("--clip", is_flag=True, help="Clip predictions to the training rating scale.")
+@_json_option
+@_quiet_option
+def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, quiet):
+    """MSE, RMSE and MAE of a saved model.
+
+    Without --dataset/--data: on the model's own validation split, rebuilt from the data
+    source saved in the model file (same data, same random split and seed), so the MSE
+    equals the last epoch's validation MSE of training. With --dataset NAME or --data PATH:
+    on all the rows of that data, matched to the model through raw ids.
+
+    \b
+    Examples:
+      mfcore evaluate mfb.npz
+      mfcore evaluate mfb.npz --dataset ml-100k --unknown skip --json
+      mfcore evaluate mfb.npz --data new_ratings.csv --sep , --unknown mean
+    """
+    model = _load(model_file)
+    if dataset or data:
+        ratings = load_from_options(dataset, data, sep, header, quiet=quiet)
+        info = {"data": ratings.name, "split": "all"}
+    else:
+        if sep is not None or header is not None:
+            raise click.UsageError("--sep and --header apply to --data files")
+        ratings, info = _own_validation_split(model, model_file, quiet)
+    from ..errors import UnknownIdsError
+    policy = {"raise": "model", "skip": "skip", "mean": "mean"}[unknown]
+    try:
+        res = model.evaluate(ratings, unknown=policy, clip=clip)
+    except UnknownIdsError as exc:
+        raise UnknownIdsError(str(exc).replace("pass unknown='skip' or 'mean'",
+                                               "pass --unknown skip or --unknown mean")) from None
+    if not quiet:
+        click.echo(_model_line(model, model_file), err=True)
+    if as_json:
+        click.echo(json.dumps({"model": model.name, "model_file": model_file, **info,
+                               "unknown": unknown, "clip": clip, **res}))
+        return
+    where = (f"{info['data']}, validation split (seed {info['split_seed']})"
+             if info["split"] == "validation" else f"{info['data']}, all rows")
+    click.echo(f"data  {where}")
+    click.echo(f"MSE   {res['mse']:.6f}")
+    click.echo(f"RMSE  {res['rmse']:.6f}")
+    click.echo(f"MAE   {res['mae']:.6f}")
+    click.echo(f"n     {res['n']}")
+    if res["skipped"]:
+        click.echo(f"skipped {res['skipped']} row(s) whose user or item had no training "
+                   f"ratings")
+    if res["mean_filled"]:
+        click.echo(f"predicted the training mean for {res['mean_filled']} row(s) whose user "
+                   f"or item had no training ratings")
+
+
+# ---- predict -------------------------------------------------------------------------------
+def _write_atomic(path, text):
+    """Write ``text`` to ``path`` atomically (nothing half-written on error)."""
+    from ..atomic import atomic_output
+    from ..errors import DataError
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DataError(f"cannot write the output: folder {folder} does not exist", path=path)
+    try:
+        with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise DataError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
+
+
+@main.command()
+@click.argument("model_file", type=_MODEL_FILE)
+@click.option("--user", default=None, help="Raw user id (with --item): one prediction.")
+@click.option("--item", default=None, help="Raw item id (with --user).")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="CSV of pairs: a header naming user and item columns, "
+              "or two columns user,item without header.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, help="Write user,item,prediction here (atomically); '-' or "
+              "none: stdout.")
+@click.option("--sep", default=None, metavar="SEP",
+              help="Separator of --input [default: guessed: , TAB ; | or space].")
+@click.option("--unknown", type=click.Choice(["raise", "nan", "mean"]), default="raise",
+              show_default=True, help="Pairs whose user or item had no training ratings: "
+              "error, NaN, or the training mean rating.")
+@click.option("--clip", is_flag=True, help="Clip predictions to the training rating scale.")
+@_quiet_option
+def predict(model_file, user, item, input_path, output_path, sep, unknown, clip, quiet):
+    """Predicted ratings of a saved model, for one pair or a file of pairs.
+
+    Ids are raw ids, as in the data (integers for MovieLens); the output repeats them as
+    written. The output file is written atomically: nothing is left half-written on error.
+
+    \b
+    Examples:
+      mfcore predict mfb.npz --user 196 --item 242
+      mfcore predict mfb.npz --input pairs.csv --output preds.csv --clip
+      mfcore predict mfb.npz --input pairs.csv --unknown mean > preds.csv
+    """
+    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
+    import numpy as np
+
+    from .options import parse_sep_option
+    single = user is not None or item is not None
+    if single and input_path:
+        raise click.UsageError("give either --user and --item, or --input, not both")
+    if single and (user is None or item is None):
+        raise click.UsageError("--user and --item go together")
+    if not single and not input_path:
+        raise click.UsageError("give --user U --item I, or --input PAIRS.csv")
+    if output_path and not input_path:
+        raise click.UsageError("--output goes with --input")
+    sep = parse_sep_option(sep)
+    model = _load(model_file)
+    if single:
+        u = parse_ids([user], model.user_ids_, "user")
+        i = parse_ids([item], model.item_ids_, "item")
+        if unknown == "raise":
+            _check_known(model, u, i, [user], [item])
+        p = model.predict(u, i, unknown=unknown, clip=clip)[0]
+        click.echo(str(np.float32(p)))
+        return
+    tok_u, tok_i, lines = read_pairs(input_path, sep)
+    where = (input_path, lines)
+    u = parse_ids(tok_u, model.user_ids_, "user", where)
+    i = parse_ids(tok_i, model.item_ids_, "item", where)
+    if unknown == "raise":
+        _check_known(model, u, i, tok_u, tok_i, where)
+    pred = model.predict(u, i, unknown=unknown, clip=clip)
+    text = "user,item,prediction\n" + "".join(
+        f"{a},{b},{p}\n" for a, b, p in zip(tok_u, tok_i, pred.astype(str)))
+    if output_path and output_path != "-":
+        _write_atomic(output_path, text)
+        if not quiet:
+            click.echo(f"wrote {len(pred):,} predictions to {output_path}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+# ---- recommend / similar -------------------------------------------------------------------
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _frame_rows(frame, value_col):
+    import numpy as np
+    rows = []
+    for rec in frame.to_dict("records"):
+        item = rec["item"]
+        row = {"item": item.item() if isinstance(item, np.generic) else item,
+               value_col: float(rec[value_col])}
+        if "title" in rec:
+            row["title"] = rec["title"]
+        rows.append(row)
+    return rows
+
+
+def _print_items(rows, value_col):
+    if not rows:
+        click.echo("(no items)")
+        return
+    wi = max(4, *(len(str(r["item"])) for r in rows))
+    click.echo(f"{'rank':>4}  {'item':>{wi}}  {value_col:>10}" +
+               ("  title" if "title" in rows[0] else ""))
+    for rank, r in enumerate(rows, 1):
+        line = f"{rank:>4}  {str(r['item']):>{wi}}  {r[value_col]:>10.4f}"
+        if "title" in r:
+            line += f"  {r['title'] if r['title'] is not None else ''}"
+        click.echo(line.rstrip())
+
+
+@main.command()
+@click.argument("model_file", type=_MODEL_FILE)
+@click.option("--user", required=True, help="Raw user id.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many items.")
+@click.option("--include-seen", is_flag=True,
+              help="Also recommend items the user rated in training.")
+@_json_option
+@_quiet_option
+def recommend(model_file, user, n, include_seen, as_json, quiet):
+    """Top-N items for a user by predicted rating (titles when the model has them).
+
+    Items the user rated in training are left out unless --include-seen; items without
+    training ratings are never recommended.
+
+    \b
+    Examples:
+      mfcore recommend mfb.npz --user 196
+      mfcore recommend mfb.npz --user 196 -n 20 --include-seen --json
+    """
+    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
+    model = _load(model_file)
+    u = parse_ids([user], model.user_ids_, "user")[0]
+    frame = model.recommend(u, n=n, exclude_seen=not include_seen)
+    rows = _frame_rows(frame, "score")
+    if as_json:
+        click.echo(json.dumps({"user": _plain(u), "n": n, "include_seen": include_seen,
+                               "items": rows}))
+        return
+    if not quiet:
+        click.echo(_model_line(model, model_file), err=True)
+    _print_items(rows, "score")
+
+
+@main.command()
+@click.argument("model_file", type=_MODEL_FILE)
+@click.option("--item", required=True, help="Raw item id.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many items.")
+@_json_option
+@_quiet_option
+def similar(model_file, item, n, as_json, quiet):
+    """Items most similar to an item: cosine similarity of the item embeddings.
+
+    \b
+    Examples:
+      mfcore similar mfb.npz --item 50
+      mfcore similar mfb.npz --item 50 -n 5 --json
+    """
+    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
+    model = _load(model_file)
+    i = parse_ids([item], model.item_ids_, "item")[0]
+    frame = model.similar_items(i, n=n)
+    rows = _frame_rows(frame, "similarity")
+    if as_json:
+        click.echo(json.dumps({"item": _plain(i), "n": n, "items": rows}))
+        return
+    if not quiet:
+        click.echo(_model_line(model, model_file), err=True)
+    _print_items(rows, "similarity")
