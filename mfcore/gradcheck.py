@@ -60,9 +60,15 @@ def check_kernel(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e-6, tol=1e
     step = 3
 
     def loss_and_grads(U, I, theta):
-        GU, GI, gt = np.zeros_like(U), np.zeros_like(I), np.zeros_like(theta)
+        SU = np.zeros((batch, U.shape[1]))
+        SI = np.zeros((batch, I.shape[1]))
+        gt = np.zeros_like(theta)
         sse = dispatch.forward_backward(model.kind, spec, fspec, U, I, theta, state.copy(),
-                                        users, items, y, batch, GU, GI, gt, ws, seed, step, True)
+                                        users, items, y, batch, SU, SI, gt, ws, seed, step, True)
+        # the kernel gives per-sample row gradients: sum them per row
+        GU, GI = np.zeros_like(U), np.zeros_like(I)
+        np.add.at(GU, users, SU)
+        np.add.at(GI, items, SI)
         return sse / batch, GU, GI, gt
 
     _, GU, GI, gt = loss_and_grads(U, I, theta)
@@ -107,8 +113,9 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
             model.kind, spec, fspec, U, I, theta, state.copy(), users, items, y, batch,
             0, 1, optim.OPT_SGD, lr, 0.9, 0.999, 1e-7,
             z(U), z(U), np.zeros(n_users, np.int64), z(I), z(I), np.zeros(n_items, np.int64),
-            z(theta), z(theta), z(U), z(I), z(theta), np.zeros(model._workspace_size(batch)),
-            l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
+            z(theta), z(theta), z(U), z(I), z(U), z(I), np.zeros((batch, U.shape[1])),
+            np.zeros((batch, I.shape[1])), z(theta), np.zeros(model._workspace_size(batch)),
+            True, l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
             np.array([2], np.int64), np.full(n_users, -1, np.int64),
             np.full(n_items, -1, np.int64), np.zeros(batch, np.int32), np.zeros(batch, np.int32),
             np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, np.float64))

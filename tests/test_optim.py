@@ -31,13 +31,15 @@ def _sparse_grads(rng, rows, cols, steps, touch_prob):
 
 def _run_table(opt, W0, grads, dtype=np.float64):
     W = W0.astype(dtype).copy()
-    M, V, G = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
+    M, V, G, G2 = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
     last = np.zeros(W.shape[0], np.int64)
     tables = optim.catch_up_tables(0, len(grads), LR, B1, B2)
     for t, grad in enumerate(grads, start=1):
         rows = np.flatnonzero(np.any(grad != 0, axis=1)).astype(np.int32)
         G[...] = grad
-        optim.table_step(opt, W, M, V, G, last, rows, len(rows), t, LR, B1, B2, EPS, 0, tables)
+        G2[...] = grad ** 2
+        optim.table_step(opt, W, M, V, G, G2, last, rows, len(rows), t, LR, B1, B2, EPS, 0,
+                         tables)
         assert not G[rows].any(), "table_step must zero the gradient rows it consumed"
     if opt == optim.OPT_ADAM:
         optim.adam_catch_up_all(W, M, V, last, len(grads), 0, tables, B1, B2, EPS)
@@ -102,14 +104,15 @@ def test_sgd_and_dense_l2_step():
     W0 = rng.normal(size=(4, 3))
     G0 = rng.normal(size=(4, 3))
     W, G = W0.copy(), G0.copy()
-    optim.table_step(optim.OPT_SGD, W, W, W, G, np.zeros(4, np.int64), np.array([2], np.int32),
+    optim.table_step(optim.OPT_SGD, W, W, W, G, G.copy(), np.zeros(4, np.int64),
+                     np.array([2], np.int32),
                      1, 1, 0.1, B1, B2, EPS, 0, np.zeros((6, 1)))
     expect = W0.copy()
     expect[2] -= 0.1 * G0[2]
     np.testing.assert_allclose(W, expect)
     l2 = np.array([0.5, 0.0, 0.25])
     W, G = W0.copy(), G0.copy()
-    pen = optim.sgd_dense_tables_step(W, G, l2, 0.1)
+    pen = optim.sgd_dense_tables_step(W, G, np.zeros_like(G), l2, 0.1)
     np.testing.assert_allclose(pen, np.sum(l2 * W0 ** 2))
     np.testing.assert_allclose(W, W0 - 0.1 * (G0 + 2 * l2 * W0))
     assert not G.any()
@@ -128,6 +131,7 @@ def test_dense_adam_with_l2_matches_numpy():
         rM = B1 * rM + (1 - B1) * g
         rV = B2 * rV + (1 - B2) * g * g
         ref = ref - LR * np.sqrt(1 - B2 ** t) / (1 - B1 ** t) * rM / (np.sqrt(rV) + EPS)
-        pen = optim.adam_dense_tables_step(W, M, V, G.copy(), l2, t, LR, B1, B2, EPS)
+        pen = optim.adam_dense_tables_step(W, M, V, G.copy(), np.zeros_like(G), l2, t, LR, B1,
+                                           B2, EPS)
         np.testing.assert_allclose(pen, pen_ref, rtol=1e-12)
     np.testing.assert_allclose(W, ref, rtol=1e-12)

@@ -23,6 +23,16 @@ Optimizer codes (``OPT_*``):
 
 Adam follows Keras: ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
 ``alpha_t = lr sqrt(1-b2^t) / (1-b1^t)``, ``w -= alpha_t m / (sqrt(v) + eps)``.
+
+Embedding rows and Keras: the gradient of an embedding lookup reaches Keras 3's Adam (on
+TensorFlow) as ``IndexedSlices`` with one slice per occurrence of the row in the batch.
+``ops.square`` squares those slices one by one and they are summed only when combined with
+the dense ``v``, so a row that occurs several times in a batch gets ``g2 = sum_k g_k^2``
+instead of ``(sum_k g_k)^2`` (``m`` does get the summed gradient). The table updates here
+take ``G`` (summed row gradients) and ``G2`` (the per-row sum of squared per-occurrence
+gradients) so that both conventions can be followed; the trainer passes ``G2 = G^2`` for
+the textbook one. With a Keras L2 regulariser the gradient becomes dense and the square is
+of the sum again.
 """
 import math
 
@@ -134,30 +144,32 @@ def adam_catch_up_all(W, M, V, last, t, t_base, tables, b1, b2, eps):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _adam_row(W, M, V, G, row, coef):
+def _adam_row(W, M, V, G, G2, row, coef):
     """One Adam step of one row; ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype
-    (float32 arithmetic for float32 tables, as Keras)."""
+    (float32 arithmetic for float32 tables, as Keras). ``G2`` is the second-moment input."""
     alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
     for c in range(W.shape[1]):
-        g = G[row, c]
-        m = b1 * M[row, c] + c1 * g
-        v = b2 * V[row, c] + c2 * g * g
+        m = b1 * M[row, c] + c1 * G[row, c]
+        v = b2 * V[row, c] + c2 * G2[row, c]
         M[row, c] = m
         V[row, c] = v
         W[row, c] -= alpha * m / (math.sqrt(v) + eps)
         G[row, c] = 0.0
+        G2[row, c] = 0.0
 
 
 @njit(cache=True, fastmath=FAST, inline="always")
-def table_step(opt, W, M, V, G, last, rows, n_rows, t, lr, b1, b2, eps, t_base, tables):
+def table_step(opt, W, M, V, G, G2, last, rows, n_rows, t, lr, b1, b2, eps, t_base, tables):
     """Update the ``n_rows`` touched ``rows`` of table ``W`` at step ``t`` and zero their
-    gradient rows in ``G``. ``last[row]`` is the step a row was last brought up to date."""
+    rows in ``G`` and ``G2`` (Adam's first- and second-moment inputs, see the module doc).
+    ``last[row]`` is the step a row was last brought up to date."""
     if opt == OPT_SGD:
         for j in range(n_rows):
             row = rows[j]
             for c in range(W.shape[1]):
                 W[row, c] -= lr * G[row, c]
                 G[row, c] = 0.0
+                G2[row, c] = 0.0
         return
     coef = np.empty(6, W.dtype)
     coef[0] = adam_alpha(lr, b1, b2, t)
@@ -173,14 +185,19 @@ def table_step(opt, W, M, V, G, last, rows, n_rows, t, lr, b1, b2, eps, t_base, 
             if k > 0:
                 _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
             last[row] = t
-        _adam_row(W, M, V, G, row, coef)
+        _adam_row(W, M, V, G, G2, row, coef)
 
 
 @njit(cache=True)
-def adam_dense_tables_step(W, M, V, G, l2, t, lr, b1, b2, eps):
+def adam_dense_tables_step(W, M, V, G, G2, l2, t, lr, b1, b2, eps):
     """Literal Keras Adam step over a whole table, adding Keras' whole-matrix L2 gradient
-    ``2 l2[c] W`` to every row. Zeroes ``G``. Returns the penalty ``sum_c l2[c] sum W[:, c]^2``
-    at the weights before the step (Keras adds it to the batch loss)."""
+    ``2 l2[c] W`` to every row. Zeroes ``G`` and ``G2``. Without L2 (all ``l2`` zero) the
+    second-moment input is ``G2``; with it the gradient is dense and its square is used, as
+    in Keras. Returns the penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the
+    step (Keras adds it to the batch loss)."""
+    dense = False
+    for c in range(W.shape[1]):
+        dense = dense or l2[c] != 0
     alpha = adam_alpha(lr, b1, b2, t)
     c1 = 1.0 - b1
     c2 = 1.0 - b2
@@ -191,18 +208,19 @@ def adam_dense_tables_step(W, M, V, G, l2, t, lr, b1, b2, eps):
             g = G[row, c] + 2.0 * l2[c] * w
             penalty += l2[c] * w * w
             m = b1 * M[row, c] + c1 * g
-            v = b2 * V[row, c] + c2 * g * g
+            v = b2 * V[row, c] + c2 * (g * g if dense else G2[row, c])
             M[row, c] = m
             V[row, c] = v
             W[row, c] = w - alpha * m / (math.sqrt(v) + eps)
             G[row, c] = 0.0
+            G2[row, c] = 0.0
     return penalty
 
 
 @njit(cache=True)
-def sgd_dense_tables_step(W, G, l2, lr):
+def sgd_dense_tables_step(W, G, G2, l2, lr):
     """SGD over a whole table with Keras' whole-matrix L2 (``2 l2[c] W`` on every row).
-    Zeroes ``G``; returns the penalty at the weights before the step."""
+    Zeroes ``G`` and ``G2``; returns the penalty at the weights before the step."""
     penalty = 0.0
     for row in range(W.shape[0]):
         for c in range(W.shape[1]):
@@ -210,6 +228,7 @@ def sgd_dense_tables_step(W, G, l2, lr):
             penalty += l2[c] * w * w
             W[row, c] = w - lr * (G[row, c] + 2.0 * l2[c] * w)
             G[row, c] = 0.0
+            G2[row, c] = 0.0
     return penalty
 
 

@@ -31,7 +31,7 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 users, items, y, batch_size, b_first, b_last,
                 opt, lr, b1, b2, eps,
                 MU, VU, last_u, MI, VI, last_i, m_theta, v_theta,
-                GU, GI, g_theta, ws,
+                GU, GI, GU2, GI2, SU, SI, g_theta, ws, occurrence_squares,
                 l2u_keras, l2i_keras, dense_u, dense_i, l2u_sample, l2i_sample, per_sample,
                 t_base, tables, seed, step_box, mark_u, mark_i, touched_u, touched_i,
                 ub, ib, yb):
@@ -39,7 +39,10 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
     shuffled, are ``users``, ``items``, ``y`` (batch ``b`` is rows ``b*batch_size ...``).
 
     ``step_box[0]`` is the global step count (updated). ``dense_u``/``dense_i`` select the
-    step-by-step whole-table update (Keras' whole-matrix L2). Returns
+    step-by-step whole-table update (Keras' whole-matrix L2). ``SU``/``SI`` (batch, du/di)
+    receive the kernel's per-sample row gradients; they are summed per row into ``GU``/``GI``
+    and, with ``occurrence_squares`` (Keras), their squares into ``GU2``/``GI2`` (else
+    ``GU2 = GU**2``), Adam's second-moment input. Returns
     ``(sum over batches of batch loss * batch size, samples seen, status)``; on a non-finite
     batch loss it stops before updating anything, with status ``STATUS_NONFINITE``.
     """
@@ -75,7 +78,7 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 optim.adam_catch_up_rows(I, MI, VI, last_i, touched_i, ni, t - 1, t_base,
                                          tables, b1, b2, eps)
         sse = dispatch.forward_backward(kind, spec, fspec, U, I, theta, state, ub, ib, yb, n,
-                                        GU, GI, g_theta, ws, seed, t, True)
+                                        SU, SI, g_theta, ws, seed, t, True)
         loss = sse / n
         if per_sample:
             pen = 0.0
@@ -86,36 +89,59 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 for c in range(U.shape[1]):
                     w = U[u, c]
                     pen += l2u_sample[c] * w * w
-                    GU[u, c] += scale * l2u_sample[c] * w
+                    SU[b, c] += scale * l2u_sample[c] * w
                 for c in range(I.shape[1]):
                     w = I[i, c]
                     pen += l2i_sample[c] * w * w
-                    GI[i, c] += scale * l2i_sample[c] * w
+                    SI[b, c] += scale * l2i_sample[c] * w
             loss += pen / n
+        _accumulate_rows(SU, ub, n, GU, GU2, touched_u, nu, occurrence_squares)
+        _accumulate_rows(SI, ib, n, GI, GI2, touched_i, ni, occurrence_squares)
         if not math.isfinite(loss):
             return loss_sum, seen, STATUS_NONFINITE
         if dense_u:
             if opt == OPT_SGD:
-                loss += optim.sgd_dense_tables_step(U, GU, l2u_keras, lr)
+                loss += optim.sgd_dense_tables_step(U, GU, GU2, l2u_keras, lr)
             else:
-                loss += optim.adam_dense_tables_step(U, MU, VU, GU, l2u_keras, t, lr, b1, b2, eps)
+                loss += optim.adam_dense_tables_step(U, MU, VU, GU, GU2, l2u_keras, t, lr,
+                                                     b1, b2, eps)
         else:
-            optim.table_step(opt, U, MU, VU, GU, last_u, touched_u, nu, t, lr, b1, b2, eps,
-                             t_base, tables)
+            optim.table_step(opt, U, MU, VU, GU, GU2, last_u, touched_u, nu, t, lr, b1, b2,
+                             eps, t_base, tables)
         if dense_i:
             if opt == OPT_SGD:
-                loss += optim.sgd_dense_tables_step(I, GI, l2i_keras, lr)
+                loss += optim.sgd_dense_tables_step(I, GI, GI2, l2i_keras, lr)
             else:
-                loss += optim.adam_dense_tables_step(I, MI, VI, GI, l2i_keras, t, lr, b1, b2, eps)
+                loss += optim.adam_dense_tables_step(I, MI, VI, GI, GI2, l2i_keras, t, lr,
+                                                     b1, b2, eps)
         else:
-            optim.table_step(opt, I, MI, VI, GI, last_i, touched_i, ni, t, lr, b1, b2, eps,
-                             t_base, tables)
+            optim.table_step(opt, I, MI, VI, GI, GI2, last_i, touched_i, ni, t, lr, b1, b2,
+                             eps, t_base, tables)
         if theta.size:
             optim.vector_step(opt, theta, m_theta, v_theta, g_theta, t, lr, b1, b2, eps)
         step_box[0] = t
         loss_sum += loss * n
         seen += n
     return loss_sum, seen, STATUS_OK
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def _accumulate_rows(S, rows, n, G, G2, touched, n_touched, occurrence_squares):
+    """Sum per-sample row gradients ``S[b]`` into ``G[rows[b]]`` and zero ``S``; fill ``G2``
+    with the per-row sum of squared occurrences, or with ``G**2`` for the touched rows."""
+    for b in range(n):
+        r = rows[b]
+        for c in range(S.shape[1]):
+            g = S[b, c]
+            G[r, c] += g
+            if occurrence_squares:
+                G2[r, c] += g * g
+            S[b, c] = 0.0
+    if not occurrence_squares:
+        for j in range(n_touched):
+            r = touched[j]
+            for c in range(G.shape[1]):
+                G2[r, c] = G[r, c] * G[r, c]
 
 
 @njit(cache=True)
@@ -220,14 +246,18 @@ def evaluate_arrays(model, users, items, y):
 
 
 def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="adam",
-        lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, seed=None, early_stopping=None,
-        restore_best=True, verbose=1, progress=None, log=None, callbacks=()):
+        lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, seed=None,
+        early_stopping=None, restore_best=True, verbose=1, progress=None, log=None,
+        callbacks=()):
     """Train ``model`` in place on ``train`` (a Ratings) and return a :class:`History`.
 
     epochs: passes over ``train`` (default 6, as the notebook); batch_size: samples per step
     (64; 1 with ``optimizer="sgd"`` is classic per-sample SGD); optimizer: ``"adam"``
     (Keras-faithful, dense semantics), ``"sparse-adam"`` or ``"sgd"``; lr: learning rate
-    (default 1e-3 for Adam, 1e-2 for SGD); seed: shuffling and dropout seed (default: the
+    (default 1e-3 for Adam, 1e-2 for SGD); keras_moments: Adam's second moment of an
+    embedding row that occurs several times in a batch is the sum of the squared
+    per-occurrence gradients, as Keras 3 computes it (True, default), or the square of their
+    sum, the textbook rule (False); seed: shuffling and dropout seed (default: the
     model's ``seed``); early_stopping: patience in epochs on validation MSE (None: off),
     restoring the best epoch's weights when ``restore_best``; verbose: 0 silent, 1 one line
     per epoch; progress: show a progress bar (None: when stderr is a terminal);
@@ -274,6 +304,9 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
     n = len(train)
     n_batches = -(-n // batch_size)
     GU, GI, g_theta = np.zeros_like(U), np.zeros_like(I), np.zeros_like(theta)
+    GU2, GI2 = np.zeros_like(U), np.zeros_like(I)
+    SU = np.zeros((batch_size, U.shape[1]), U.dtype)
+    SI = np.zeros((batch_size, I.shape[1]), I.dtype)
     ep_users, ep_items, ep_y = np.empty_like(users), np.empty_like(items), np.empty_like(y)
     ws = np.zeros(model._workspace_size(batch_size), np.float32)
     mark_u = np.full(U.shape[0], -1, np.int64)
@@ -319,7 +352,8 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
                         int(bounds[c + 1]),
                         opt, float(lr), b1, b2, eps,
                         st.MU, st.VU, st.last_u, st.MI, st.VI, st.last_i, st.m_theta,
-                        st.v_theta, GU, GI, g_theta, ws,
+                        st.v_theta, GU, GI, GU2, GI2, SU, SI, g_theta, ws,
+                        keras_moments,
                         l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample,
                         t_base, tables, int(seed), step_box, mark_u, mark_i,
                         touched_u, touched_i, ub, ib, yb)

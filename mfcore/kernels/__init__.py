@@ -10,10 +10,15 @@ through :mod:`.dispatch`::
 ``U`` (n_users, du) and ``I`` (n_items, di) are the float32 embedding tables, ``theta`` the
 flat float32 dense weights, ``state`` non-trainable float32 state (batch-norm moving
 averages). ``users``/``items``/``y`` hold the batch's first ``n`` samples. Gradients of the
-*mean* squared error over the batch are ADDED into ``GU[users[b]]``, ``GI[items[b]]`` and
-``gtheta``. ``spec`` (int64) and ``fspec`` (float64) carry the model's hyper-parameters,
+*mean* squared error over the batch are ADDED into ``GU[b]``, ``GI[b]`` (per sample, see
+below) and ``gtheta``. ``spec`` (int64) and ``fspec`` (float64) carry the model's hyper-parameters,
 ``ws`` is a float32 scratch buffer sized by the model class, ``seed``/``step`` make dropout
 masks deterministic.
+
+Row gradients are per SAMPLE: ``GU[b]`` (shape (batch, du), zeroed by the caller) receives
+the gradient with respect to ``U[users[b]]`` from sample ``b`` alone. The trainer sums them
+per row and also keeps the per-row sum of their squares, which Keras' Adam uses as the
+second-moment input for embedding rows (see :mod:`mfcore.engine.optim`).
 """
 
 #: Numba fastmath flags for the hot loops: let LLVM reassociate and fuse multiply-adds

@@ -53,11 +53,11 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         d = two_over_n * err * dz_dp
         for f in range(k):
             pu = U[u, f]
-            GU[u, f] += d * I[i, f]
-            GI[i, f] += d * pu
+            GU[b, f] += d * I[i, f]
+            GI[b, f] += d * pu
         if bias:
-            GU[u, k] += d
-            GI[i, k] += d
+            GU[b, k] += d
+            GI[b, k] += d
     return sse
 
 

@@ -19,7 +19,7 @@ Backward for the batch mean of ``(y_hat - y)^2``: ``d = 2 (y_hat - y)/n * dy_hat
 mode 1 adds ``d q`` / ``d p`` to the table rows, mode 2 adds ``d T'(e_m)`` / ``d T(e_u)`` to
 the tower outputs' gradients, the MLP output's gradient gets ``d``, biases get ``d``; the
 program's backward pass then yields the input tensors' gradients, which are scattered into
-``GU[u, u_col:]`` and ``GI[i, i_col:]``.
+``GU[b, u_col:]`` and ``GI[b, i_col:]``.
 
 spec = ``[p0, in_u, u_col, u_len, in_i, i_col, i_len, dot_mode, du, di, dot_len, out_t,
 bias_u, bias_i, sigmoid]`` then the program at ``p0``; fspec = ``[scale, program floats...]``.
@@ -117,8 +117,8 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         if mode == DOT_TABLES:
             for f in range(dl):
                 pu = U[u, du + f]
-                GU[u, du + f] += d * I[i, di + f]
-                GI[i, di + f] += d * pu
+                GU[b, du + f] += d * I[i, di + f]
+                GI[b, di + f] += d * pu
         elif mode == DOT_TENSORS:
             g = base + wa
             for f in range(dl):
@@ -127,9 +127,9 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         if out_t >= 0:
             ws[base + wa + out_t] += d
         if bu >= 0:
-            GU[u, bu] += d
+            GU[b, bu] += d
         if bi >= 0:
-            GI[i, bi] += d
+            GI[b, bi] += d
     mlp.backward(spec, p0, fspec, theta, gtheta, ws, n)
     in_u, uc, ul = spec[H_IN_U], spec[H_U_COL], spec[H_U_LEN]
     in_i, ic, il = spec[H_IN_I], spec[H_I_COL], spec[H_I_LEN]
@@ -138,9 +138,9 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         u = users[b]
         i = items[b]
         for j in range(ul):
-            GU[u, uc + j] += ws[g + in_u + j]
+            GU[b, uc + j] += ws[g + in_u + j]
         for j in range(il):
-            GI[i, ic + j] += ws[g + in_i + j]
+            GI[b, ic + j] += ws[g + in_i + j]
     return sse
 
 
