@@ -25,3 +25,33 @@ second-moment input for embedding rows (see :mod:`mfcore.engine.optim`).
 #: (vectorised dot products) but keep NaN/inf semantics (divergence is detected) and exact
 #: division and square roots (Keras' Adam arithmetic).
 FAST = {"contract", "reassoc", "nsz"}
+
+
+def _isolate_numba_cache():
+    """Key Numba's on-disk cache on the sources of the compiled core.
+
+    Numba invalidates a cached function when ITS file changes, not when a function it
+    inlines from another file does (``dispatch`` inlines every kernel, ``trainer`` inlines
+    ``dispatch`` and ``optim``), so an edited kernel could keep running its old machine code.
+    Unless ``NUMBA_CACHE_DIR`` is set, the cache of the kernels and engine goes to a folder
+    named by a hash of their sources; any edit starts a fresh cache.
+    """
+    import hashlib
+    import os
+
+    import numba
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    engine = os.path.join(os.path.dirname(here), "engine")
+    digest = hashlib.sha256()
+    for folder in (here, engine):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    digest.update(name.encode() + b"\0" + fh.read())
+    numba.config.CACHE_DIR = os.path.join(here, "__pycache__", "numba-" + digest.hexdigest()[:16])
+
+
+_isolate_numba_cache()
