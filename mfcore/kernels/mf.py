@@ -12,12 +12,12 @@ Backward for the batch mean of (y_hat - y)^2 over n samples::
 
 spec = [k, has_bias, sigmoid]; fspec = [scale].
 """
-import math
 
 import numpy as np
 from numba import njit
 
 from . import FAST
+from .output import output
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
@@ -41,13 +41,7 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         u = users[b]
         i = items[b]
         z = _z(U, I, u, i, k, bias)
-        if sig:
-            s = 1.0 / (1.0 + math.exp(-z))
-            p = scale * s
-            dz_dp = scale * s * (1.0 - s)
-        else:
-            p = z
-            dz_dp = 1.0
+        p, dz_dp = output(z, sig, scale)
         err = p - y[b]
         sse += err * err
         d = two_over_n * err * dz_dp
@@ -67,7 +61,7 @@ def predict(spec, fspec, U, I, theta, state, users, items, n, out, ws):
     scale = fspec[0]
     for b in range(n):
         z = _z(U, I, users[b], items[b], k, bias)
-        out[b] = scale / (1.0 + math.exp(-z)) if sig else z
+        out[b] = output(z, sig, scale)[0]
 
 
 @njit(cache=True, fastmath=FAST)
@@ -97,13 +91,7 @@ def sgd_epoch(spec, fspec, U, I, users, items, y, lr, l2u, l2i):
         u = users[j]
         i = items[j]
         z = _z(U, I, u, i, k, bias)
-        if sig:
-            s = 1.0 / (1.0 + math.exp(-z))
-            p = scale * s
-            dz_dp = scale * s * (1.0 - s)
-        else:
-            p = z
-            dz_dp = 1.0
+        p, dz_dp = output(z, sig, scale)
         err = p - y[j]
         total += err * err
         sbuf[0] = lr * 2.0 * err * dz_dp

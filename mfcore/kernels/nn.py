@@ -24,9 +24,10 @@ program's backward pass then yields the input tensors' gradients, which are scat
 spec = ``[p0, in_u, u_col, u_len, in_i, i_col, i_len, dot_mode, du, di, dot_len, out_t,
 bias_u, bias_i, sigmoid]`` then the program at ``p0``; fspec = ``[scale, program floats...]``.
 """
-import math
 
 from numba import njit
+
+from .output import output
 
 from . import mlp
 
@@ -104,13 +105,7 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         u = users[b]
         i = items[b]
         z = _z(spec, U, I, u, i, ws, base)
-        if sig:
-            s = 1.0 / (1.0 + math.exp(-z))
-            p = scale * s
-            dp = scale * s * (1.0 - s)
-        else:
-            p = z
-            dp = 1.0
+        p, dp = output(z, sig, scale)
         err = p - y[b]
         sse += err * err
         d = two_over_n * err * dp
@@ -153,7 +148,7 @@ def predict(spec, fspec, U, I, theta, state, users, items, n, out, ws):
     mlp.forward(spec, p0, fspec, theta, state, ws, n, 0, 0, False)
     for b in range(n):
         z = _z(spec, U, I, users[b], items[b], ws, _row_base(spec, p0, b))
-        out[b] = scale / (1.0 + math.exp(-z)) if sig else z
+        out[b] = output(z, sig, scale)[0]
 
 
 @njit(cache=True)
