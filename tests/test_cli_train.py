@@ -116,3 +116,19 @@ def test_train_in_a_real_subprocess(data_home, tmp_path):
     assert out.returncode == 0, out.stderr
     h = json.loads(out.stdout)["history"]
     assert len(h["val_loss"]) == 2 and h["val_loss"][1] < 1.0
+
+
+def test_notebook_defaults_use_ml1m_from_the_data_home(tmp_path):
+    """`mfcore train --model mfb --factors 10` (no data option) trains on ml-1m, found
+    unpacked in the data home; here a small synthetic ratings.dat in ml-1m's format."""
+    from mfcore.data import synthetic_ratings, write_ratings_dat
+    (tmp_path / "ml-1m").mkdir()
+    write_ratings_dat(synthetic_ratings(n_ratings=30_000, n_users=300, n_items=200, seed=1),
+                      tmp_path / "ml-1m" / "ratings.dat")
+    res = CliRunner().invoke(main, ["train", "--model", "mfb", "--factors", "10", "--json",
+                                    "-q"], env={"MFCORE_DATA_HOME": str(tmp_path)},
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["dataset"] == "ml-1m" and out["epochs"] == 6 and out["batch_size"] == 64
+    assert out["optimizer"] == "adam" and out["n_train"] + out["n_val"] == 30_000
