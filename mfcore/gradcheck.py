@@ -115,7 +115,7 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
             z(U), z(U), np.zeros(n_users, np.int64), z(I), z(I), np.zeros(n_items, np.int64),
             z(theta), z(theta), z(U), z(I), z(U), z(I), np.zeros((batch, U.shape[1])),
             np.zeros((batch, I.shape[1])), z(theta), np.zeros(model._workspace_size(batch)),
-            True, l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
+            trainer.G2_NONE, l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
             np.array([2], np.int64), np.full(n_users, -1, np.int64),
             np.full(n_items, -1, np.int64), np.zeros(batch, np.int32), np.zeros(batch, np.int32),
             np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, np.float64))

@@ -248,3 +248,20 @@ def test_warm_restart_continues(ml100k_split):
 def test_public_api_is_importable():
     assert mfcore.MFB is MFB
     assert callable(mfcore.random_split) and callable(mfcore.load_dataset)
+
+
+@pytest.mark.parametrize("keras_moments", [True, False])
+def test_second_moment_of_a_row_repeated_in_a_batch(keras_moments):
+    """Keras 3 squares an embedding gradient's IndexedSlices one occurrence at a time, so a
+    row used twice in a batch gets v = (1-b2)(g1^2 + g2^2); the textbook rule squares the
+    sum. One Adam step on a batch of two ratings of the same item shows which is applied."""
+    from mfcore.data import Ratings
+    data = Ratings.from_arrays([1, 2], [7, 7], [5.0, 1.0])
+    m = MF(factors=3, seed=0)
+    m.fit(data, epochs=0, verbose=0)
+    P, Q = m.U_.astype(np.float64).copy(), m.I_.astype(np.float64).copy()
+    m.fit(data, epochs=1, batch_size=2, keras_moments=keras_moments, verbose=0)
+    d = 2 * (np.sum(P * Q[0], axis=1) - np.array([5.0, 1.0])) / 2  # d loss / d prediction
+    g = d[:, None] * P  # per-occurrence gradients of the item row
+    expect = (g ** 2).sum(axis=0) if keras_moments else g.sum(axis=0) ** 2
+    np.testing.assert_allclose(m.optimizer_state_.VI[0], 0.001 * expect, rtol=1e-4)

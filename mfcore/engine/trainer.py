@@ -23,6 +23,9 @@ from .optim import OPT_ADAM, OPT_SGD, OPT_SPARSE_ADAM
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
+G2_NONE = 0
+G2_OCCURRENCES = 1
+G2_SUM = 2
 EVAL_CHUNK = 8192
 
 
@@ -31,7 +34,7 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                 users, items, y, batch_size, b_first, b_last,
                 opt, lr, b1, b2, eps,
                 MU, VU, last_u, MI, VI, last_i, m_theta, v_theta,
-                GU, GI, GU2, GI2, SU, SI, g_theta, ws, occurrence_squares,
+                GU, GI, GU2, GI2, SU, SI, g_theta, ws, g2_mode,
                 l2u_keras, l2i_keras, dense_u, dense_i, l2u_sample, l2i_sample, per_sample,
                 t_base, tables, seed, step_box, mark_u, mark_i, touched_u, touched_i,
                 ub, ib, yb):
@@ -41,8 +44,8 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
     ``step_box[0]`` is the global step count (updated). ``dense_u``/``dense_i`` select the
     step-by-step whole-table update (Keras' whole-matrix L2). ``SU``/``SI`` (batch, du/di)
     receive the kernel's per-sample row gradients; they are summed per row into ``GU``/``GI``
-    and, with ``occurrence_squares`` (Keras), their squares into ``GU2``/``GI2`` (else
-    ``GU2 = GU**2``), Adam's second-moment input. Returns
+    and, by ``g2_mode``, their squares (Keras) or the squared sums into ``GU2``/``GI2``,
+    Adam's second-moment input. Returns
     ``(sum over batches of batch loss * batch size, samples seen, status)``; on a non-finite
     batch loss it stops before updating anything, with status ``STATUS_NONFINITE``.
     """
@@ -95,8 +98,8 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
                     pen += l2i_sample[c] * w * w
                     SI[b, c] += scale * l2i_sample[c] * w
             loss += pen / n
-        _accumulate_rows(SU, ub, n, GU, GU2, touched_u, nu, occurrence_squares)
-        _accumulate_rows(SI, ib, n, GI, GI2, touched_i, ni, occurrence_squares)
+        _accumulate_rows(SU, ub, n, GU, GU2, touched_u, nu, g2_mode)
+        _accumulate_rows(SI, ib, n, GI, GI2, touched_i, ni, g2_mode)
         if not math.isfinite(loss):
             return loss_sum, seen, STATUS_NONFINITE
         if dense_u:
@@ -126,18 +129,20 @@ def run_batches(kind, spec, fspec, U, I, theta, state,
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _accumulate_rows(S, rows, n, G, G2, touched, n_touched, occurrence_squares):
-    """Sum per-sample row gradients ``S[b]`` into ``G[rows[b]]`` and zero ``S``; fill ``G2``
-    with the per-row sum of squared occurrences, or with ``G**2`` for the touched rows."""
+def _accumulate_rows(S, rows, n, G, G2, touched, n_touched, g2_mode):
+    """Sum per-sample row gradients ``S[b]`` into ``G[rows[b]]`` and zero ``S``. ``G2``
+    (Adam's second-moment input) gets the per-row sum of squared occurrences
+    (``G2_OCCURRENCES``), ``G**2`` of the touched rows (``G2_SUM``), or nothing (``G2_NONE``,
+    plain SGD)."""
     for b in range(n):
         r = rows[b]
         for c in range(S.shape[1]):
             g = S[b, c]
             G[r, c] += g
-            if occurrence_squares:
+            if g2_mode == G2_OCCURRENCES:
                 G2[r, c] += g * g
             S[b, c] = 0.0
-    if not occurrence_squares:
+    if g2_mode == G2_SUM:
         for j in range(n_touched):
             r = touched[j]
             for c in range(G.shape[1]):
@@ -321,6 +326,13 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
     fused_sgd = opt == OPT_SGD and batch_size == 1 and model._fused_sgd is not None \
         and not (dense_u or dense_i)
 
+    if opt == OPT_SGD:
+        g2_mode = G2_NONE
+    elif opt == OPT_ADAM and keras_moments:
+        g2_mode = G2_OCCURRENCES
+    else:
+        g2_mode = G2_SUM
+
     hist = History()
     best = (math.inf, None, None)  # (val mse, epoch, snapshot)
     since_best = 0
@@ -353,7 +365,7 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
                         opt, float(lr), b1, b2, eps,
                         st.MU, st.VU, st.last_u, st.MI, st.VI, st.last_i, st.m_theta,
                         st.v_theta, GU, GI, GU2, GI2, SU, SI, g_theta, ws,
-                        keras_moments,
+                        g2_mode,
                         l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample,
                         t_base, tables, int(seed), step_box, mark_u, mark_i,
                         touched_u, touched_i, ub, ib, yb)
