@@ -61,8 +61,8 @@ def notebook_model(name, k, seed=0):
 
 
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
-            batch_size=64, optimizer="adam", lr=None, seed=0, early_stopping=None,
-            log=None, progress=None, keep_going=True):
+            batch_size=64, optimizer="adam", lr=None, seed=0, shuffle="epoch",
+            early_stopping=None, log=None, progress=None, keep_going=True):
     """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
 
     Returns a list of :class:`CompareResult` in the order trained. ``log(line)`` receives the
@@ -79,7 +79,8 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
             error = None
             try:
                 model.fit(train, validation=validation, epochs=epochs, batch_size=batch_size,
-                          optimizer=optimizer, lr=lr, early_stopping=early_stopping,
+                          optimizer=optimizer, lr=lr, shuffle=shuffle,
+                          early_stopping=early_stopping,
                           verbose=1 if log else 0, log=log, progress=progress)
             except MfcoreError as exc:
                 if not keep_going:

@@ -14,8 +14,9 @@ def test_val_loss_follows_keras(name, k, ml100k_split, shared_dir):
     key = f"{name}/k={k}"
     assert ref[key]["n_train"] == len(train) and ref[key]["n_val"] == len(val)
     model = create_model(name, factors=k, seed=0)
+    # shuffle="once": the reference ran seeded Keras 3, whose fit replays one order
     hist = model.fit(train, validation=val, epochs=6, batch_size=64, optimizer="adam",
-                     lr=1e-3, verbose=0)
+                     lr=1e-3, shuffle="once", verbose=0)
     k1, k2 = ref[key]["val_loss"], ref2[key]["val_loss"]
     print(table(key, hist.val_loss, k1, k2))
     assert parity_violations(hist.val_loss, k1, k2) == [], table(key, hist.val_loss, k1, k2)

@@ -39,8 +39,8 @@ def _int_csv(ctx, param, value):
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
 def compare(dataset, data, sep, header, models, factors, split_seed, train_fraction, epochs,
-            batch_size, optimizer, lr, seed, patience, as_json, markdown, plot_path, progress,
-            quiet):
+            batch_size, optimizer, lr, seed, shuffle, patience, as_json, markdown, plot_path,
+            progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -49,6 +49,7 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     \b
     Examples:
       mfcore compare --dataset ml-100k --epochs 6
+      mfcore compare --dataset ml-100k --shuffle once   # the Keras reference's setting
       mfcore compare --dataset ml-100k --models mfb,mfbs,nn --factors 10 --markdown
       mfcore compare --dataset ml-100k --plot curves.png
     """
@@ -80,12 +81,13 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     t0 = time.perf_counter()
     results = run_compare(train, val, models=models, factors=factors, epochs=epochs,
                           batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed,
-                          early_stopping=patience, log=log, progress=progress)
+                          shuffle=shuffle, early_stopping=patience, log=log,
+                          progress=progress)
     wall = time.perf_counter() - t0
     if as_json:
         click.echo(format_json(results, dataset=ratings.name, n_train=len(train),
                                n_val=len(val), optimizer=optimizer, batch_size=batch_size,
-                               wall_seconds=wall))
+                               shuffle=shuffle, wall_seconds=wall))
     elif markdown:
         click.echo(format_markdown(results))
     else:

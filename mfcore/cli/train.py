@@ -92,6 +92,10 @@ def training_options(f):
                      help="Learning rate [default: 1e-3, sgd 1e-2]."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Initialisation, shuffling and dropout seed."),
+        click.option("--shuffle", type=click.Choice(["epoch", "once", "none"]),
+                     default="epoch", show_default=True,
+                     help="epoch: a new order every epoch; once: one order for all epochs, "
+                          "as seeded Keras 3 fit (the reference figures); none: data order."),
         click.option("--early-stopping", "patience", type=click.IntRange(min=0), default=None,
                      help="Stop after PATIENCE epochs without a better val MSE; keep the best."),
     ]
@@ -136,8 +140,8 @@ def build_model(model_name, seed, **given):
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log.")
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
-          split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, patience,
-          save_path, as_json, progress, quiet):
+          split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
+          patience, save_path, as_json, progress, quiet):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
@@ -168,7 +172,8 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                    f"{len(val_set):,} validation ratings", err=True)
     t0 = time.perf_counter()
     hist = model.fit(train_set, validation=val_set, epochs=epochs, batch_size=batch_size,
-                     optimizer=optimizer, lr=lr, early_stopping=patience, progress=progress,
+                     optimizer=optimizer, lr=lr, shuffle=shuffle, early_stopping=patience,
+                     progress=progress,
                      verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
     if save_path:
@@ -178,7 +183,7 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
                "n_train": len(train_set), "n_val": len(val_set), "optimizer": optimizer,
-               "lr": lr, "batch_size": batch_size, "epochs": len(hist.loss),
+               "lr": lr, "batch_size": batch_size, "shuffle": shuffle, "epochs": len(hist.loss),
                "seconds": wall, "history": hist.as_dict(), "saved": save_path}
         click.echo(json.dumps(out, default=_json_default))
 

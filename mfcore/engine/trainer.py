@@ -23,6 +23,7 @@ from .optim import OPT_ADAM, OPT_SGD, OPT_SPARSE_ADAM
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
+SHUFFLES = ("epoch", "once", "none")
 G2_NONE = 0
 G2_OCCURRENCES = 1
 G2_SUM = 2
@@ -251,7 +252,8 @@ def evaluate_arrays(model, users, items, y):
 
 
 def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="adam",
-        lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, seed=None,
+        lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
+        seed=None,
         early_stopping=None, restore_best=True, verbose=1, progress=None, log=None,
         callbacks=()):
     """Train ``model`` in place on ``train`` (a Ratings) and return a :class:`History`.
@@ -262,7 +264,11 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
     (default 1e-3 for Adam, 1e-2 for SGD); keras_moments: Adam's second moment of an
     embedding row that occurs several times in a batch is the sum of the squared
     per-occurrence gradients, as Keras 3 computes it (True, default), or the square of their
-    sum, the textbook rule (False); seed: shuffling and dropout seed (default: the
+    sum, the textbook rule (False); shuffle: ``"epoch"`` (a new order every epoch, as
+    Keras documents and as the notebook's unseeded runs did), ``"once"`` (one order for all
+    the epochs of this call: what Keras 3 ``fit`` actually does after
+    ``keras.utils.set_random_seed``, and so what produced the reference figures), or
+    ``"none"`` (data order); seed: shuffling and dropout seed (default: the
     model's ``seed``); early_stopping: patience in epochs on validation MSE (None: off),
     restoring the best epoch's weights when ``restore_best``; verbose: 0 silent, 1 one line
     per epoch; progress: show a progress bar (None: when stderr is a terminal);
@@ -281,6 +287,8 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
         raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ModelError(f"learning rate must be a positive number, got {lr!r}")
+    if shuffle not in SHUFFLES:
+        raise ModelError(f"shuffle must be one of {', '.join(SHUFFLES)}, got {shuffle!r}")
     if early_stopping is not None and validation is None:
         raise ModelError("early stopping needs validation data")
     if len(train) == 0:
@@ -341,7 +349,10 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
         epoch = epoch0 + e
         t0 = time.perf_counter()
         snapshot = model._snapshot()
-        shuffle_into(users, items, y, seed, epoch, ep_users, ep_items, ep_y)
+        if shuffle == "epoch" or (shuffle == "once" and e == 0):
+            shuffle_into(users, items, y, seed, epoch, ep_users, ep_items, ep_y)
+        elif shuffle == "none" and e == 0:
+            ep_users[:], ep_items[:], ep_y[:] = users, items, y
         t_base = int(step_box[0])
         if opt == OPT_ADAM:
             tables = optim.catch_up_tables(t_base, n_batches, lr, b1, b2)
