@@ -132,3 +132,12 @@ def test_notebook_defaults_use_ml1m_from_the_data_home(tmp_path):
     out = json.loads(res.stdout)
     assert out["dataset"] == "ml-1m" and out["epochs"] == 6 and out["batch_size"] == 64
     assert out["optimizer"] == "adam" and out["n_train"] + out["n_val"] == 30_000
+
+
+def test_verbose_reports_parameters_and_overhead(run):
+    res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--factors", "4",
+              "--epochs", "1", "-v")
+    assert res.exit_code == 0, res.stderr
+    assert "parameters: user table 4,715, item table 8,410" in res.stderr
+    assert "outside the epochs" in res.stderr
+    assert run("train", "-q", "-v").exit_code == 2

@@ -138,10 +138,13 @@ def build_model(model_name, seed, **given):
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also report parameter counts, the optimizer settings and the time spent "
+                   "outside the epochs (data loading, JIT compilation or cache loading).")
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
           split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
-          patience, save_path, as_json, progress, quiet):
+          patience, save_path, as_json, progress, quiet, verbose):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
@@ -160,8 +163,12 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                         sigmoid=sigmoid, init=init, init_scale=init_scale, hidden=hidden,
                         dropout=dropout, input_dropout=input_dropout, batch_norm=batch_norm,
                         activation=activation, bias_factors=bias_factors)
+    if quiet and verbose:
+        raise click.UsageError("choose one of --quiet and --verbose")
+    t_start = time.perf_counter()
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
+    t_loaded = time.perf_counter()
     train_set, val_set = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
     model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"), "data": data,
                           "sep": sep, "header": header, "split_seed": split_seed,
@@ -176,6 +183,17 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                      progress=progress,
                      verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
+    if verbose:
+        sizes = {"user table": model.U_.size, "item table": model.I_.size,
+                 "dense weights": model.theta_.size}
+        click.echo("parameters: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+                   + f" (total {sum(sizes.values()):,})", err=True)
+        click.echo(f"optimizer {optimizer}, lr {lr if lr is not None else 'default'}, batch "
+                   f"{batch_size}, shuffle {shuffle}, seed {seed}", err=True)
+        overhead = wall - sum(hist.seconds)
+        click.echo(f"data loading {t_loaded - t_start:.2f} s; training {wall:.2f} s, of which "
+                   f"{overhead:.2f} s outside the epochs (set-up, JIT compilation or loading "
+                   f"the compiled kernels from the cache)", err=True)
     if save_path:
         model.save(save_path)
         if not quiet:
