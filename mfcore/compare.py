@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ class CompareResult:
     history: dict
     seconds: float
     error: str | None = None
+    #: with several seeds: each run's history; ``history`` is then their per-epoch mean
+    runs: list | None = None
 
     @property
     def best_epoch(self):
@@ -38,9 +41,19 @@ class CompareResult:
         e = self.best_epoch
         return math.nan if e is None else self.history["val_mse"][e - 1]
 
+    @property
+    def val_loss_sd(self):
+        """Per-epoch standard deviation of val_loss over the seeds (None for one run)."""
+        if not self.runs or len(self.runs) < 2:
+            return None
+        n = len(self.history.get("val_loss", []))
+        vals = [[r["val_loss"][e] for r in self.runs] for e in range(n)]
+        return [statistics.pstdev(v) for v in vals]
+
     def as_dict(self):
         return {"model": self.model, "factors": self.factors, "params": self.params,
-                "history": self.history, "seconds": self.seconds, "best_epoch": self.best_epoch,
+                "history": self.history, "val_loss_sd": self.val_loss_sd,
+                "runs": self.runs, "seconds": self.seconds, "best_epoch": self.best_epoch,
                 "best_val_mse": None if self.best_epoch is None else self.best_mse,
                 "best_val_rmse": None if self.best_epoch is None else math.sqrt(self.best_mse),
                 "error": self.error}
@@ -61,35 +74,58 @@ def notebook_model(name, k, seed=0):
 
 
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
-            batch_size=64, optimizer="adam", lr=None, seed=0, shuffle="epoch",
+            batch_size=64, optimizer="adam", lr=None, seed=0, repeats=1, shuffle="epoch",
             early_stopping=None, log=None, progress=None, keep_going=True):
     """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
 
+    repeats: train each model with seeds ``seed .. seed+repeats-1`` (initialisation, order
+    and dropout) and report the per-epoch mean, with each run kept in ``runs``: one Keras
+    run is one draw from a spread as wide as 0.05 in early epochs, so means compare better.
     Returns a list of :class:`CompareResult` in the order trained. ``log(line)`` receives the
     per-epoch lines (default: silent). With ``keep_going`` a model that fails (e.g.
     diverges) is recorded with its error and the others still run.
     """
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ModelError(f"repeats must be a positive integer, got {repeats!r}")
     results = []
     for name in models:
         for k in factors:
-            model = notebook_model(name, k, seed)
-            if log:
-                log(f"== {name}, k={k}: {model!r}")
             t0 = time.perf_counter()
-            error = None
-            try:
-                model.fit(train, validation=validation, epochs=epochs, batch_size=batch_size,
-                          optimizer=optimizer, lr=lr, shuffle=shuffle,
-                          early_stopping=early_stopping,
-                          verbose=1 if log else 0, log=log, progress=progress)
-            except MfcoreError as exc:
-                if not keep_going:
-                    raise
-                error = str(exc)
-            hist = model.history_.as_dict() if model.history_ is not None else {}
-            results.append(CompareResult(name, k, _plain(model.get_params()), hist,
-                                         time.perf_counter() - t0, error))
+            error, hists, params = None, [], None
+            for run_seed in range(seed, seed + repeats):
+                model = notebook_model(name, k, run_seed)
+                params = _plain(model.get_params())
+                if log:
+                    log(f"== {name}, k={k}: {model!r}")
+                try:
+                    model.fit(train, validation=validation, epochs=epochs,
+                              batch_size=batch_size, optimizer=optimizer, lr=lr,
+                              shuffle=shuffle, early_stopping=early_stopping,
+                              verbose=1 if log else 0, log=log, progress=progress)
+                except MfcoreError as exc:
+                    if not keep_going:
+                        raise
+                    error = str(exc)
+                    break
+                hists.append(model.history_.as_dict())
+            if repeats > 1:
+                params.pop("seed", None)
+            hist = _mean_history(hists) if hists and error is None else {}
+            results.append(CompareResult(name, k, params, hist, time.perf_counter() - t0,
+                                         error, hists if repeats > 1 else None))
     return results
+
+
+def _mean_history(hists):
+    """Per-epoch means of the numeric lists of several histories (shortest length)."""
+    if len(hists) == 1:
+        return hists[0]
+    out = {}
+    for key in ("loss", "val_loss", "val_mse", "val_rmse", "val_mae", "seconds"):
+        lists = [h.get(key) or [] for h in hists]
+        n = min(len(v) for v in lists)
+        out[key] = [statistics.fmean(v[e] for v in lists) for e in range(n)]
+    return out
 
 
 def _plain(params):
@@ -107,9 +143,13 @@ def format_table(results) -> str:
     for r in results:
         h = r.history
         lines.append(f"{r.model}, k={r.factors}")
+        sd = r.val_loss_sd
+        if sd:
+            lines[-1] += f" (mean of {len(r.runs)} seeds; +- is the spread)"
         for e, loss in enumerate(h.get("loss", []), start=1):
+            spread = f" +- {sd[e - 1]:.4f}" if sd else ""
             lines.append(f"  Epoch {e}/{len(h['loss'])} - {h['seconds'][e - 1]:.2f}s - "
-                         f"loss: {loss:.4f} - val_loss: {h['val_loss'][e - 1]:.4f}")
+                         f"loss: {loss:.4f} - val_loss: {h['val_loss'][e - 1]:.4f}{spread}")
         if r.error:
             lines.append(f"  failed: {r.error}")
     lines.append("")

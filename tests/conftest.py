@@ -94,3 +94,20 @@ def ml1m(_isolated_cache):
 def ml1m_split(ml1m):
     from mfcore.data import random_split
     return random_split(ml1m, train_fraction=0.8, seed=0)
+
+
+#: seeds averaged by the parity tests (see tests/parity.py)
+PARITY_SEEDS = 8
+
+
+@pytest.fixture(scope="session")
+def zoo_means(ml100k_split):
+    """Every notebook model at k = 10 and 50 on the reference split, trained as the Keras
+    reference was (Adam 1e-3, batch 64, 6 epochs, one shuffled order replayed), averaged
+    over PARITY_SEEDS seeds: ``{"mfb/k=10": CompareResult, ...}`` keyed like the reference."""
+    from mfcore.compare import NOTEBOOK_MODELS, compare
+    train, val = ml100k_split
+    results = compare(train, val, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
+                      batch_size=64, optimizer="adam", lr=1e-3, shuffle="once",
+                      repeats=PARITY_SEEDS)
+    return {f"{r.model.replace('-', '_')}/k={r.factors}": r for r in results}

@@ -33,10 +33,12 @@ def test_notebook_presets():
 def test_cli_compare_whole_zoo_matches_keras(data_home, shared_dir):
     """The acceptance run: every notebook model at k = 10 and 50, 6 epochs, on u.data,
     within the parity band of the Keras reference figures, trained as the reference was
-    (seeded Keras 3 replays one shuffled order in every epoch: --shuffle once)."""
+    (seeded Keras 3 replays one shuffled order in every epoch: --shuffle once), averaged
+    over seeds as the parity tests do (one Keras run is one draw: see parity.py)."""
+    from conftest import PARITY_SEEDS
     res = CliRunner().invoke(main, ["compare", "--dataset", "ml-100k", "--epochs", "6",
-                                    "--shuffle", "once", "--json", "-q"],
-                             catch_exceptions=False)
+                                    "--shuffle", "once", "--repeats", str(PARITY_SEEDS),
+                                    "--json", "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     ref, ref2 = load_reference(shared_dir)

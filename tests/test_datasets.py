@@ -132,7 +132,8 @@ def small_dat(tmp_path):
     return r, p
 
 
-def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch):
+def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch, tmp_path):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))  # count only ours
     r, p = small_dat
     first = load_file(p)
     np.testing.assert_array_equal(first.ratings, r.ratings)

@@ -31,6 +31,8 @@ def _int_csv(ctx, param, value):
 @click.option("--factors", callback=_int_csv, default="10,50", show_default=True,
               help="Comma-separated embedding sizes k.")
 @training_options
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each model with seeds SEED .. SEED+N-1 and report the mean curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print Markdown tables on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -39,8 +41,8 @@ def _int_csv(ctx, param, value):
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
 def compare(dataset, data, sep, header, models, factors, split_seed, train_fraction, epochs,
-            batch_size, optimizer, lr, seed, shuffle, patience, as_json, markdown, plot_path,
-            progress, quiet):
+            batch_size, optimizer, lr, seed, shuffle, patience, repeats, as_json, markdown,
+            plot_path, progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -49,7 +51,7 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     \b
     Examples:
       mfcore compare --dataset ml-100k --epochs 6
-      mfcore compare --dataset ml-100k --shuffle once   # the Keras reference's setting
+      mfcore compare --dataset ml-100k --shuffle once --repeats 3   # as the parity tests
       mfcore compare --dataset ml-100k --models mfb,mfbs,nn --factors 10 --markdown
       mfcore compare --dataset ml-100k --plot curves.png
     """
@@ -81,13 +83,13 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     t0 = time.perf_counter()
     results = run_compare(train, val, models=models, factors=factors, epochs=epochs,
                           batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed,
-                          shuffle=shuffle, early_stopping=patience, log=log,
+                          repeats=repeats, shuffle=shuffle, early_stopping=patience, log=log,
                           progress=progress)
     wall = time.perf_counter() - t0
     if as_json:
         click.echo(format_json(results, dataset=ratings.name, n_train=len(train),
                                n_val=len(val), optimizer=optimizer, batch_size=batch_size,
-                               shuffle=shuffle, wall_seconds=wall))
+                               shuffle=shuffle, repeats=repeats, wall_seconds=wall))
     elif markdown:
         click.echo(format_markdown(results))
     else:

@@ -3,9 +3,6 @@ the same number, whatever order or chunking the work is done in."""
 import numpy as np
 from numba import njit
 
-_MASK = (1 << 64) - 1
-
-
 @njit(cache=True, inline="always")
 def mix64(x):
     """SplitMix64 finaliser: a well-mixed uint64 from a uint64."""
@@ -30,33 +27,24 @@ def _epoch_state(seed, epoch):
 
 
 @njit(cache=True, inline="always")
-def _next_index(s, i):
-    """Advance the xorshift state; return (state, a uniform index in [0, i])."""
+def _next(s):
+    """One xorshift64 step."""
     s ^= s << np.uint64(13)
     s ^= s >> np.uint64(7)
     s ^= s << np.uint64(17)
-    return s, np.int64((s >> np.uint64(11)) % np.uint64(i + 1))
-
-
-@njit(cache=True)
-def shuffled_order(n, seed, epoch):
-    """The epoch's permutation of ``range(n)`` (int32): Fisher-Yates driven by a xorshift
-    generator seeded from (seed, epoch)."""
-    order = np.arange(n, dtype=np.int32)
-    s = _epoch_state(seed, epoch)
-    for i in range(n - 1, 0, -1):
-        s, j = _next_index(s, i)
-        tmp = order[i]
-        order[i] = order[j]
-        order[j] = tmp
-    return order
+    return s
 
 
 @njit(cache=True)
 def shuffle_into(users, items, y, seed, epoch, out_users, out_items, out_y):
-    """Write ``users[p], items[p], y[p]`` into the ``out_*`` arrays, ``p`` being
-    ``shuffled_order(n, seed, epoch)``, by shuffling copies in place (the epoch loop then
-    reads its samples sequentially instead of through an index)."""
+    """Write a uniformly random permutation of the samples into the ``out_*`` arrays, fixed
+    by (seed, epoch): Fisher-Yates on copies, so that the epoch loop then reads its samples
+    sequentially instead of through an index.
+
+    The index in ``[0, i]`` comes from Lemire's multiply-shift of the generator's high 32
+    bits instead of a 64-bit modulo (five times cheaper here); its bias, below i / 2^32, is
+    far under anything a training run could detect.
+    """
     n = users.size
     for j in range(n):
         out_users[j] = users[j]
@@ -64,13 +52,14 @@ def shuffle_into(users, items, y, seed, epoch, out_users, out_items, out_y):
         out_y[j] = y[j]
     s = _epoch_state(seed, epoch)
     for i in range(n - 1, 0, -1):
-        s, j = _next_index(s, i)
+        s = _next(s)
+        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
         tu = out_users[i]
-        out_users[i] = out_users[j]
-        out_users[j] = tu
+        out_users[i] = out_users[r]
+        out_users[r] = tu
         ti = out_items[i]
-        out_items[i] = out_items[j]
-        out_items[j] = ti
+        out_items[i] = out_items[r]
+        out_items[r] = ti
         ty = out_y[i]
-        out_y[i] = out_y[j]
-        out_y[j] = ty
+        out_y[i] = out_y[r]
+        out_y[r] = ty
