@@ -123,7 +123,7 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
 
     _, U1, I1, t1 = one_step(U, I, theta)
     worst, checked = 0.0, 0
-    for which, arr, after in ((0, U, U1), (1, I, I1), (2, theta, t1)):
+    for arr, after in ((U, U1), (I, I1), (theta, t1)):
         grad = (arr - after) / lr
         for idx in np.ndindex(arr.shape):
             old = arr[idx]

@@ -307,10 +307,6 @@ def normalize_sep(sep):
     return sep
 
 
-def _split(line: str, sep: str):
-    return line.split(sep)
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)

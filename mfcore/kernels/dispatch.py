@@ -12,8 +12,6 @@ from . import mf, nn
 KIND_MF = 0
 KIND_NN = 1
 
-KINDS = {"mf": KIND_MF, "nn": KIND_NN}
-
 
 @njit(cache=True, inline="always")
 def forward_backward(kind, spec, fspec, U, I, theta, state, users, items, y, n,
