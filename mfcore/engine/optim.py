@@ -153,7 +153,7 @@ def _adam_row(W, M, V, G, G2, row, coef):
         v = b2 * V[row, c] + c2 * G2[row, c]
         M[row, c] = m
         V[row, c] = v
-        W[row, c] -= alpha * m / (math.sqrt(v) + eps)
+        W[row, c] -= alpha * m / (np.sqrt(v) + eps)  # float32 sqrt for float32 tables
         G[row, c] = 0.0
         G2[row, c] = 0.0
 
