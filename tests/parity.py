@@ -39,3 +39,17 @@ def table(key, ours, keras1, keras2):
     for e, (a, b, c) in enumerate(zip(ours, keras1, keras2), start=1):
         rows.append(f"        {e}      {a:.4f}   {b:.4f}    {c:.4f}")
     return "\n".join(rows)
+
+
+def reference_result(key, zoo_means, split, shared_dir):
+    """mfcore's 8-seed result for ``key`` (e.g. ``"mfb/k=10"``) after checking the split
+    matches the reference's, plus the two Keras curves: ``(result, keras1, keras2)``."""
+    ref, ref2 = load_reference(shared_dir)
+    train, val = split
+    assert ref[key]["n_train"] == len(train) and ref[key]["n_val"] == len(val)
+    return zoo_means[key], ref[key]["val_loss"], ref2[key]["val_loss"]
+
+
+def assert_parity(key, ours, keras1, keras2):
+    print(table(key, ours, keras1, keras2))
+    assert parity_violations(ours, keras1, keras2) == [], table(key, ours, keras1, keras2)

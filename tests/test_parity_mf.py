@@ -3,21 +3,16 @@ Adam 1e-3, batch 64, 6 epochs) against Keras' own figures in ../shared/reference
 import pytest
 
 from mfcore.models import create_model
-from parity import load_reference, parity_violations, table
+from parity import assert_parity, reference_result
 
 
 @pytest.mark.parametrize("k", [10, 50])
 @pytest.mark.parametrize("name", ["mf", "mfb", "mfbs"])
 def test_val_loss_follows_keras(name, k, zoo_means, ml100k_split, shared_dir):
-    ref, ref2 = load_reference(shared_dir)
-    train, val = ml100k_split
     key = f"{name}/k={k}"
-    assert ref[key]["n_train"] == len(train) and ref[key]["n_val"] == len(val)
-    result = zoo_means[key]
+    result, k1, k2 = reference_result(key, zoo_means, ml100k_split, shared_dir)
     assert result.params["factors"] == k and len(result.runs) >= 2
-    ours, k1, k2 = result.history["val_loss"], ref[key]["val_loss"], ref2[key]["val_loss"]
-    print(table(key, ours, k1, k2))
-    assert parity_violations(ours, k1, k2) == [], table(key, ours, k1, k2)
+    assert_parity(key, result.history["val_loss"], k1, k2)
 
 
 # The notebook's own MovieLens 1M logs (its Model 1 to Model 5, "MF model with bias"

@@ -11,7 +11,7 @@ less than the reference: see ``test_order_replay_...``.
 import pytest
 
 from mfcore.models import Linear, MixedBias, MixedInteraction, NN
-from parity import load_reference, parity_violations, table
+from parity import assert_parity, load_reference, reference_result
 
 MODELS = {"linear": Linear, "nn": NN, "mixed_bias": MixedBias,
           "mixed_interaction": MixedInteraction}
@@ -20,18 +20,13 @@ CASES = [(name, k) for name in MODELS for k in (10, 50)]
 
 @pytest.mark.parametrize("name,k", CASES)
 def test_val_loss_follows_keras(name, k, zoo_means, ml100k_split, shared_dir):
-    ref, ref2 = load_reference(shared_dir)
-    train, val = ml100k_split
     key = f"{name}/k={k}"
-    assert ref[key]["n_train"] == len(train) and ref[key]["n_val"] == len(val)
-    result = zoo_means[key]
+    result, k1, k2 = reference_result(key, zoo_means, ml100k_split, shared_dir)
     reference_model = MODELS[name].keras_reference(k)
     assert {p: v for p, v in result.params.items() if p != "seed"} == \
         {p: (list(v) if isinstance(v, tuple) else v)
          for p, v in reference_model.get_params().items() if p != "seed"}
-    ours, k1, k2 = result.history["val_loss"], ref[key]["val_loss"], ref2[key]["val_loss"]
-    print(table(key, ours, k1, k2))
-    assert parity_violations(ours, k1, k2) == [], table(key, ours, k1, k2)
+    assert_parity(key, result.history["val_loss"], k1, k2)
 
 
 @pytest.mark.parametrize("name,k,layers", [

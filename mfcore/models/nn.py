@@ -291,10 +291,6 @@ class ResidualNN(NN):
     def _default_hidden(self):
         return (2 * self.factors,)
 
-    @classmethod
-    def keras_reference(cls, k):
-        return cls(factors=k)
-
     def _body(self, b, x, d):
         for h, rate, bn in zip(self._hidden, self._dropouts, self._bns):
             a = b.dense(x, d, h, self.activation)
