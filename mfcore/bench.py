@@ -34,6 +34,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from . import registry
+
 __all__ = ["BenchRow", "BenchResult", "run_bench", "bench_data", "time_epochs",
            "compile_seconds", "numba_cache_counts", "default_batch_size", "import_keras",
            "KerasUnavailable", "build_keras_model", "time_keras_epoch", "KERAS_MODELS",
@@ -54,7 +56,7 @@ class BenchRow:
 
     model: str
     optimizer: str
-    factors: int
+    factors: int | None
     batch_size: int
     n_train: int
     epoch_seconds: list = field(default_factory=list)
@@ -158,7 +160,8 @@ class BenchResult:
         body = []
         for r in self.rows:
             ms = r.ms_per_epoch
-            cells = [r.model, r.optimizer, str(r.batch_size), str(r.factors),
+            cells = [r.model, r.optimizer, str(r.batch_size),
+                     "-" if r.factors is None else str(r.factors),
                      f"{ms:,.2f}" if ms < 10 else f"{ms:,.1f}", f"{r.ratings_per_s:,.0f}"]
             if with_keras:
                 if r.keras_seconds is None:
@@ -240,17 +243,17 @@ def compile_seconds(model_name: str, optimizers=DEFAULT_OPTIMIZERS, factors: int
 
     Only meaningful the first time a model is used in a process (later calls give ~0).
     """
-    from .models import create_model
+    from .models import create_model_at
     data = _tiny_ratings()
     total = 0.0
     for opt in optimizers:
         bs = batch_size or default_batch_size(opt)
         kw = dict(epochs=1, optimizer=opt, batch_size=bs, verbose=0, progress=False)
         t0 = time.perf_counter()
-        create_model(model_name, factors=factors, seed=0).fit(data, **kw)
+        create_model_at(model_name, factors, seed=0).fit(data, **kw)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        create_model(model_name, factors=factors, seed=0).fit(data, **kw)
+        create_model_at(model_name, factors, seed=0).fit(data, **kw)
         warm = time.perf_counter() - t0
         total += max(0.0, first - warm)
     return total
@@ -295,9 +298,8 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
     epochs per row (median reported); vs_keras: also time Keras when importable (a row's
     Keras figure is None when it is not); log: callable receiving one progress line per step.
     """
-    from .engine import optim
     from .errors import ModelError
-    from .models import MODELS, create_model
+    from .models import MODELS, create_model_at, has_factors
 
     log = log or (lambda line: None)
     models = list(MODELS) if not models else list(models)
@@ -305,9 +307,7 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
         if name not in MODELS:
             raise ModelError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     for opt in optimizers:
-        if opt not in optim.OPTIMIZERS:
-            raise ModelError(f"unknown optimizer {opt!r}; choose from "
-                             f"{', '.join(optim.OPTIMIZERS)}")
+        registry.optimizer(opt)
     factors = [int(k) for k in factors]
     if not models or not optimizers or not factors:
         raise ModelError("nothing to benchmark: give at least one model, optimizer and factor")
@@ -333,18 +333,19 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
     for name in models:
         compiled[name] = compile_seconds(name, optimizers, batch_size=batch_size)
         log(f"{name}: JIT compile {compiled[name]:.2f} s")
-        for k in factors:
+        for k in (factors if has_factors(name) else factors[:1]):
             keras_s = None
             if keras_mod is not None and name in KERAS_MODELS:
                 log(f"{name} k={k}: timing one Keras epoch ...")
-                keras_s = time_keras_epoch(create_model(name, factors=k, seed=seed), train,
+                keras_s = time_keras_epoch(create_model_at(name, k, seed=seed), train,
                                            batch_size=batch_size or KERAS_BATCH,
                                            keras=keras_mod, seed=seed)
             for opt in optimizers:
                 bs = batch_size or default_batch_size(opt)
-                model = create_model(name, factors=k, seed=seed)
+                model = create_model_at(name, k, seed=seed)
                 times = time_epochs(model, train, optimizer=opt, batch_size=bs, repeat=repeat)
-                row = BenchRow(name, opt, k, bs, len(train), times, keras_s)
+                row = BenchRow(name, opt, k if has_factors(name) else None, bs, len(train),
+                               times, keras_s)
                 rows.append(row)
                 log(f"{name} {opt} batch {bs} k={k}: {row.ms_per_epoch:,.1f} ms/epoch, "
                     f"{row.ratings_per_s:,.0f} ratings/s")
@@ -408,8 +409,8 @@ def build_keras_model(model, n_users: int, n_items: int, keras=None, factors: in
     """
     from .errors import ModelError
     if isinstance(model, str):
-        from .models import create_model
-        model = create_model(model, factors=factors)
+        from .models import create_model_at
+        model = create_model_at(model, factors)
     if keras is None:
         keras = import_keras()
     L = keras.layers
@@ -456,13 +457,14 @@ def build_keras_model(model, n_users: int, n_items: int, keras=None, factors: in
                 x = L.BatchNormalization(momentum=0.99, epsilon=1e-3)(x)
         return x
 
+    model._check()
     k = int(model.factors)
     l2 = float(getattr(model, "l2", 0.0) or 0.0)
     if name in ("mf", "mfb", "mfbs"):
         z = L.Dot(axes=1)([emb(u_in, n_users, k, l2), emb(i_in, n_items, k, l2)])
-        if model.use_bias:
+        if model.has_bias:
             z = L.Add()([z, emb(u_in, n_users, 1), emb(i_in, n_items, 1)])
-        out = sigmoid_out(z, model.scale) if model.sigmoid else z
+        out = sigmoid_out(z, model.scale) if model.has_sigmoid else z
     elif name in ("linear", "nn", "residual"):
         x = L.Concatenate()([emb(u_in, n_users, k, l2), emb(i_in, n_items, k, l2)])
         if getattr(model, "_input_dropout", 0) > 0:

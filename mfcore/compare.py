@@ -62,15 +62,13 @@ class CompareResult:
 def notebook_model(name, k, seed=0):
     """The model the notebook (and the Keras reference) means by ``name`` at ``k`` factors:
     e.g. ``mixed-bias`` at k is 10 dot-product factors and k bias factors."""
-    from .models import MODELS
+    from .models import MODELS, create_model_at
     cls = MODELS.get(name)
     if cls is None:
         raise ModelError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     if hasattr(cls, "keras_reference"):
-        model = cls.keras_reference(k)
-        model.seed = seed
-        return model
-    return cls(factors=k, seed=seed)
+        return cls.keras_reference(k).set_params(seed=seed)
+    return create_model_at(name, k, seed=seed)
 
 
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
@@ -87,9 +85,10 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
     """
     if not (isinstance(repeats, int) and repeats >= 1):
         raise ModelError(f"repeats must be a positive integer, got {repeats!r}")
+    from .models import has_factors
     results = []
     for name in models:
-        for k in factors:
+        for k in (factors if has_factors(name) else factors[:1]):
             t0 = time.perf_counter()
             error, hists, params = None, [], None
             for run_seed in range(seed, seed + repeats):
@@ -111,8 +110,9 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
             if repeats > 1:
                 params.pop("seed", None)
             hist = _mean_history(hists) if hists and error is None else {}
-            results.append(CompareResult(name, k, params, hist, time.perf_counter() - t0,
-                                         error, hists if repeats > 1 else None))
+            results.append(CompareResult(name, k if has_factors(name) else None, params, hist,
+                                         time.perf_counter() - t0, error,
+                                         hists if repeats > 1 else None))
     return results
 
 
@@ -132,6 +132,10 @@ def _plain(params):
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
 
+def _k(result):
+    return "-" if result.factors is None else result.factors
+
+
 def ranked(results):
     """Results sorted by best validation MSE (failures last)."""
     return sorted(results, key=lambda r: (r.best_epoch is None, r.best_mse))
@@ -142,7 +146,7 @@ def format_table(results) -> str:
     lines = []
     for r in results:
         h = r.history
-        lines.append(f"{r.model}, k={r.factors}")
+        lines.append(f"{r.model}, k={_k(r)}")
         sd = r.val_loss_sd
         if sd:
             lines[-1] += f" (mean of {len(r.runs)} seeds; +- is the spread)"
@@ -157,10 +161,10 @@ def format_table(results) -> str:
                  f"{'val RMSE':>8}  {'seconds':>8}")
     for rank, r in enumerate(ranked(results), start=1):
         if r.best_epoch is None:
-            lines.append(f"{rank:>4}  {r.model:<18} {r.factors:>3}  {'-':>10}  {'-':>8}  "
+            lines.append(f"{rank:>4}  {r.model:<18} {_k(r):>3}  {'-':>10}  {'-':>8}  "
                          f"{'-':>8}  {r.seconds:>8.2f}")
         else:
-            lines.append(f"{rank:>4}  {r.model:<18} {r.factors:>3}  {r.best_epoch:>10}  "
+            lines.append(f"{rank:>4}  {r.model:<18} {_k(r):>3}  {r.best_epoch:>10}  "
                          f"{r.best_mse:>8.4f}  {math.sqrt(r.best_mse):>8.4f}  "
                          f"{r.seconds:>8.2f}")
     return "\n".join(lines)
@@ -177,15 +181,15 @@ def format_markdown(results) -> str:
         s = r.history.get("seconds", [])
         cells = [f"{x:.4f}" for x in v] + [""] * (n - len(v))
         per = f"{sum(s) / len(s):.3f}" if s else "-"
-        out.append(f"| {r.model} | {r.factors} | " + " | ".join(cells) + f" | {per} |")
+        out.append(f"| {r.model} | {_k(r)} | " + " | ".join(cells) + f" | {per} |")
     out += ["", "Ranked by best validation MSE:", "",
             "| rank | model | k | best epoch | val MSE | val RMSE | seconds |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for rank, r in enumerate(ranked(results), start=1):
         if r.best_epoch is None:
-            out.append(f"| {rank} | {r.model} | {r.factors} | - | - | - | {r.seconds:.2f} |")
+            out.append(f"| {rank} | {r.model} | {_k(r)} | - | - | - | {r.seconds:.2f} |")
         else:
-            out.append(f"| {rank} | {r.model} | {r.factors} | {r.best_epoch} | "
+            out.append(f"| {rank} | {r.model} | {_k(r)} | {r.best_epoch} | "
                        f"{r.best_mse:.4f} | {math.sqrt(r.best_mse):.4f} | {r.seconds:.2f} |")
     return "\n".join(out)
 
@@ -203,7 +207,7 @@ def plot_curves(results, path):
         import matplotlib.pyplot as plt
     except ImportError:
         raise MfcoreError("plotting needs matplotlib: pip install 'mfcore[plot]'") from None
-    ks = sorted({r.factors for r in results})
+    ks = sorted({r.factors for r in results}, key=lambda k: (k is None, k or 0))
     fig, axes = plt.subplots(1, len(ks), figsize=(6 * len(ks), 4.5), squeeze=False)
     for ax, k in zip(axes[0], ks):
         for r in (r for r in results if r.factors == k):
@@ -213,7 +217,7 @@ def plot_curves(results, path):
             epochs = range(1, len(v) + 1)
             line, = ax.plot(epochs, v, marker="o", label=r.model)
             ax.plot(epochs, r.history["loss"], linestyle="--", color=line.get_color(), alpha=0.5)
-        ax.set_title(f"k = {k} (solid: val_loss, dashed: loss)")
+        ax.set_title(f"k = {'-' if k is None else k} (solid: val_loss, dashed: loss)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("MSE")
         lo = min((min(r.history["val_loss"]) for r in results if r.factors == k

@@ -1,13 +1,13 @@
 """Check every hand-derived gradient against central finite differences in float64.
 
-Two levels are checked:
+Two levels are checked, for every table the model declares:
 
 - the model kernel (``forward_backward``): the gradient of the batch's mean squared error
-  with respect to every user row, item row and dense weight the batch touches, in
+  with respect to every row the batch touches, in every table, and every dense weight, in
   training mode (dropout masks are fixed by seed and step, so the loss is deterministic);
-- the trainer's regularisation terms (Keras' whole-matrix L2 and per-sample L2), through one
-  plain-SGD step of the shared epoch loop: ``(W - W_after) / lr`` must equal the
-  finite-difference gradient of the batch loss including the penalty.
+- the training step's regularisation terms (Keras' whole-matrix L2 and per-sample L2),
+  through one plain-SGD step of the shared batch loop: ``(W - W_after) / lr`` must equal
+  the finite-difference gradient of the batch loss including the penalty.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import optim, trainer
+from . import registry
+from .engine import loop, optim, samples
+from .engine.contract import G2_NONE, Grads, Params, Touched
 from .kernels import dispatch
 
 
@@ -38,99 +40,119 @@ def _rel(a, b):
     return abs(a - b) / max(1e-7, abs(a) + abs(b))
 
 
-def _problem(model, n_users, n_items, batch, seed):
-    rng = np.random.default_rng(seed)
-    U, I, theta, state, spec, fspec = model._build(n_users, n_items, rng)
-    # larger weights than the default init, so products and curvature are not negligible
-    U = rng.normal(0, 0.5, U.shape)
-    I = rng.normal(0, 0.5, I.shape)
-    theta = theta.astype(np.float64) + rng.normal(0, 0.1, theta.shape)
-    state = state.astype(np.float64)
-    users = rng.integers(0, n_users, batch).astype(np.int32)
-    items = rng.integers(0, n_items, batch).astype(np.int32)
-    users[:2] = users[2]  # duplicates in a batch must accumulate
-    y = rng.integers(1, 6, batch).astype(np.float64)
-    return U, I, theta, state, spec, fspec, users, items, y
+class _Problem:
+    """A small random problem for ``model`` in float64: every table's weights drawn
+    N(0, 0.5) (larger than the default init, so products and curvature are not
+    negligible), dense weights perturbed, a batch with a repeated user."""
+
+    def __init__(self, model, n_users=6, n_items=5, batch=9, seed=0):
+        from .data.ratings import Ratings
+        rng = np.random.default_rng(seed)
+        users = rng.integers(0, n_users, batch).astype(np.int32)
+        items = rng.integers(0, n_items, batch).astype(np.int32)
+        users[:2] = users[2]  # duplicates in a batch must accumulate
+        y = rng.integers(1, 6, batch).astype(np.float64)
+        ts = (rng.integers(0, 200, batch) * 86400 + 880_000_000).astype(np.int64)
+        data = Ratings(users, items, y.astype(np.float32), ts,
+                       np.arange(n_users), np.arange(n_items))
+        model._check()
+        model._prepare(data)
+        self.tables = model.tables_.with_dtype(np.float64)
+        W = self.tables.arena.W
+        W[:] = rng.normal(0, 0.5, W.shape)
+        theta = model.theta_.astype(np.float64) + rng.normal(0, 0.1, model.theta_.shape)
+        self.P = Params(model.spec_, model.fspec_, theta, model.state_.astype(np.float64),
+                        model.aux_i_, model.aux_f_)
+        S = model._encode(users, items, y, ts)
+        X = S.X.copy()
+        self.S = samples.Samples(X, X.view(np.float32))
+        self.y = y
+        self.model, self.batch, self.seed = model, batch, seed
+        self.ws = np.zeros(model.design_.workspace(batch), np.float64)
+
+    def restate(self):
+        return self.P._replace(state=self.P.state.copy())
 
 
 def check_kernel(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e-6, tol=1e-5):
     """Finite-difference check of ``model``'s kernel gradient. Returns a GradCheckResult."""
-    U, I, theta, state, spec, fspec, users, items, y = _problem(model, n_users, n_items, batch, seed)
-    ws = np.zeros(model._workspace_size(batch), np.float64)
+    pb = _Problem(model, n_users, n_items, batch, seed)
+    T = pb.tables.arena
+    W, theta = T.W, pb.P.theta
+    kernel = dispatch.FAMILIES[model.kernel]
     step = 3
 
-    def loss_and_grads(U, I, theta):
-        SU = np.zeros((batch, U.shape[1]))
-        SI = np.zeros((batch, I.shape[1]))
-        gt = np.zeros_like(theta)
-        sse = dispatch.forward_backward(model.kind, spec, fspec, U, I, theta, state.copy(),
-                                        users, items, y, batch, SU, SI, gt, ws, seed, step, True)
-        # the kernel gives per-sample row gradients: sum them per row
-        GU, GI = np.zeros_like(U), np.zeros_like(I)
-        np.add.at(GU, users, SU)
-        np.add.at(GI, items, SI)
-        return sse / batch, GU, GI, gt
+    def loss_and_grads():
+        R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(theta), np.zeros(1),
+                  np.zeros(1), G2_NONE, False)
+        sse = kernel.forward_backward(T, pb.restate(), pb.S, 0, batch, R, pb.ws, seed, step,
+                                      True)
+        return sse / batch, R.G, R.gtheta
 
-    _, GU, GI, gt = loss_and_grads(U, I, theta)
+    _, G, gtheta = loss_and_grads()
+    touched = _touched_positions(kernel, T, pb)
     worst, checked = 0.0, 0
-    for arr, grad, rows in ((U, GU, np.unique(users)), (I, GI, np.unique(items))):
-        for r in rows:
-            for c in range(arr.shape[1]):
-                old = arr[r, c]
-                arr[r, c] = old + h
-                lp = loss_and_grads(U, I, theta)[0]
-                arr[r, c] = old - h
-                lm = loss_and_grads(U, I, theta)[0]
-                arr[r, c] = old
-                worst = max(worst, _rel((lp - lm) / (2 * h), grad[r, c]))
-                checked += 1
-    for j in range(theta.size):
-        old = theta[j]
-        theta[j] = old + h
-        lp = loss_and_grads(U, I, theta)[0]
-        theta[j] = old - h
-        lm = loss_and_grads(U, I, theta)[0]
-        theta[j] = old
-        worst = max(worst, _rel((lp - lm) / (2 * h), gt[j]))
-        checked += 1
+    for arr, grad, positions in ((W, G, touched), (theta, gtheta, range(theta.size))):
+        for j in positions:
+            old = arr[j]
+            arr[j] = old + h
+            lp = loss_and_grads()[0]
+            arr[j] = old - h
+            lm = loss_and_grads()[0]
+            arr[j] = old
+            worst = max(worst, _rel((lp - lm) / (2 * h), grad[j]))
+            checked += 1
     return GradCheckResult(model.name, model.get_params(), checked, worst, tol)
 
 
+def _touched_positions(kernel, T, pb):
+    """Arena positions of every column of every row the batch reads."""
+    n_rows = int(T.rows.sum())
+    K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
+                np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64))
+    kernel.touch(T, pb.P, pb.S, 0, pb.batch, K)
+    out = []
+    for j in range(int(K.count[0])):
+        t, r = int(K.tab[j]), int(K.rows[j])
+        base = int(T.off[t] + r * T.cols[t])
+        out.extend(range(base, base + int(T.cols[t])))
+    return out
+
+
 def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e-6, tol=1e-5):
-    """Check the trainer's full batch gradient (kernel + L2 terms) via one SGD step."""
-    U, I, theta, state, spec, fspec, users, items, y = _problem(model, n_users, n_items, batch, seed)
-    model.U_, model.I_ = U, I  # _l2_columns reads the table widths only
-    l2u_k, l2i_k, l2u_s, l2i_s = (a.astype(np.float64) for a in model._l2_columns())
-    dense_u, dense_i = bool(np.any(l2u_k > 0)), bool(np.any(l2i_k > 0))
-    per_sample = bool(np.any(l2u_s > 0) or np.any(l2i_s > 0))
+    """Check the training step's full batch gradient (kernel + L2 terms) via one SGD step."""
+    pb = _Problem(model, n_users, n_items, batch, seed)
+    T = pb.tables.arena
     lr = 1e-3
+    n_rows = pb.tables.n_rows
+    dense = pb.tables.table_has_keras_l2().astype(np.int64)
+    fam = model.kernel_family
 
-    def one_step(U, I, theta):
-        U, I, theta = U.copy(), I.copy(), theta.copy()
-        z = np.zeros_like
-        tables = optim.catch_up_tables(0, 1, lr, 0.9, 0.999)
-        loss, _, _ = trainer.run_batches(
-            model.kind, spec, fspec, U, I, theta, state.copy(), users, items, y, batch,
-            0, 1, optim.OPT_SGD, lr, 0.9, 0.999, 1e-7,
-            z(U), z(U), np.zeros(n_users, np.int64), z(I), z(I), np.zeros(n_items, np.int64),
-            z(theta), z(theta), z(U), z(I), z(U), z(I), np.zeros((batch, U.shape[1])),
-            np.zeros((batch, I.shape[1])), z(theta), np.zeros(model._workspace_size(batch)),
-            trainer.G2_NONE, l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample, 0, tables, seed,
-            np.array([2], np.int64), np.full(n_users, -1, np.int64),
-            np.full(n_items, -1, np.int64), np.zeros(batch, np.int32), np.zeros(batch, np.int32),
-            np.zeros(batch, np.int32), np.zeros(batch, np.int32), np.zeros(batch, np.float64))
-        return loss / batch, U, I, theta
+    def one_step(W, theta):
+        Tc = T._replace(W=W.copy())
+        P = pb.restate()._replace(theta=theta.copy())
+        R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(theta), np.zeros(1),
+                  np.zeros(1), G2_NONE, pb.tables.any_l2("per-sample"))
+        K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
+                    np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        O = optim.OptArrays(np.zeros_like(W), np.zeros_like(W), np.zeros(n_rows, np.int64),
+                            np.zeros_like(theta), np.zeros_like(theta),
+                            np.array([2], np.int64), dense, np.zeros((6, 1)))
+        cfg = optim.OptConfig(registry.SGD, lr, 0.9, 0.999, 1e-7, 0, batch, seed)
+        loss, _, _ = loop.run_batches(fam, Tc, P, pb.S, R, K, O, cfg, 0, 1, pb.ws)
+        return loss / batch, Tc.W, P.theta
 
-    _, U1, I1, t1 = one_step(U, I, theta)
+    W0, theta0 = T.W.copy(), pb.P.theta.copy()
+    _, W1, t1 = one_step(W0, theta0)
     worst, checked = 0.0, 0
-    for arr, after in ((U, U1), (I, I1), (theta, t1)):
+    for arr, after in ((W0, W1), (theta0, t1)):
         grad = (arr - after) / lr
-        for idx in np.ndindex(arr.shape):
+        for idx in range(arr.size):
             old = arr[idx]
             arr[idx] = old + h
-            lp = one_step(U, I, theta)[0]
+            lp = one_step(W0, theta0)[0]
             arr[idx] = old - h
-            lm = one_step(U, I, theta)[0]
+            lm = one_step(W0, theta0)[0]
             arr[idx] = old
             fd = (lp - lm) / (2 * h)
             # the SGD-step estimate carries O(lr) rounding; compare with a looser floor
@@ -158,8 +180,7 @@ def run_all(names=None):
     for name, params in gradcheck_configs():
         if names and name not in names:
             continue
-        model = create_model(name, **params)
-        results.append(check_kernel(model))
+        results.append(check_kernel(create_model(name, **params)))
         if params.get("l2"):
-            results.append(check_regularised_step(model))
+            results.append(check_regularised_step(create_model(name, **params)))
     return results

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from .. import registry
 from . import main
 
 
@@ -69,19 +70,18 @@ def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_k
       mfcore bench --ratings 20000 --models mf --factors 4 --repeat 1 --json
     """
     from ..bench import run_bench
-    from ..models import MODELS
 
     if as_json and markdown:
         raise click.UsageError("give either --json or --markdown, not both")
     for name in models or ():
-        if name not in MODELS:
+        if name not in registry.MODELS:
             raise click.BadParameter(f"unknown model {name!r}; choose from "
-                                     f"{', '.join(MODELS)}", param_hint="--models")
-    valid = ("adam", "sparse-adam", "sgd", "adam-dense")
+                                     f"{', '.join(registry.MODELS)}", param_hint="--models")
     for opt in optimizers:
-        if opt not in valid:
+        if opt not in registry.OPTIMIZERS:
             raise click.BadParameter(f"unknown optimizer {opt!r}; choose from "
-                                     f"{', '.join(valid)}", param_hint="--optimizers")
+                                     f"{', '.join(registry.OPTIMIZERS)}",
+                                     param_hint="--optimizers")
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = run_bench(n_ratings=n_ratings, models=models, optimizers=optimizers,
                        factors=factors, repeat=repeat, batch_size=batch_size, seed=seed,

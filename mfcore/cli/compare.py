@@ -58,7 +58,7 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     from ..compare import (NOTEBOOK_MODELS, compare as run_compare, format_json,
                            format_markdown, format_table, plot_curves)
     from ..data import random_split
-    from ..models import MODELS
+    from ..registry import MODELS
 
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")

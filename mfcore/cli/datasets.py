@@ -7,17 +7,13 @@ import math
 
 import click
 
+from ..progress import format_size
 from . import main
 from .options import BUILTIN_NAMES, parse_sep_option
 
 
 def _size(n):
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+    return "-" if n is None else format_size(n)
 
 
 def _date(ts):

@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import click
 
+from .. import registry
+
 __all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option"]
 
-#: builtin data set names (mirrors ``mfcore.data.BUILTIN_DATASETS``; a test checks it)
-BUILTIN_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small")
-
-_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
-              "space": " ", "colon2": "::", "doublecolon": "::", "double-colon": "::"}
+#: builtin data set names (from the registry)
+BUILTIN_NAMES = registry.DATASETS
 
 
 def parse_sep_option(value):
     """``tab``/``\\t`` -> TAB, ``comma`` -> ``,``, ``::`` stays ``::``...; None stays None."""
-    if value is None:
-        return None
-    key = value.strip().lower() if value.strip() else value
-    if key in _SEP_NAMES:
-        return _SEP_NAMES[key]
-    if value == "" or "\n" in value or "\r" in value:
-        raise click.BadParameter(f"invalid separator {value!r}")
-    return value
+    try:
+        return registry.separator(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _sep_callback(ctx, param, value):

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from .. import registry
 from . import main
 from .options import data_source_options, load_from_options
 
@@ -41,18 +42,18 @@ def _float_or_tuple(ctx, param, value):
 def model_options(f):
     """The options that choose and configure a model (shared by train and compare)."""
     opts = [
-        click.option("--model", "model_name", default="mfb", show_default=True,
-                     help="mf, mfb, mfbs, linear, nn, residual, mixed-bias, mixed-interaction"),
-        click.option("--factors", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="Embedding size k."),
+        click.option("--model", "model_name", type=click.Choice(list(registry.MODELS)),
+                     default="mfb", show_default=True, help="The model to train."),
+        click.option("--factors", type=click.IntRange(min=1), default=None,
+                     help="Embedding size k [default: 10; baseline has none]."),
         click.option("--l2", type=click.FloatRange(min=0), default=None,
                      help="L2 coefficient on the embeddings (notebook: 1e-3, 1e-5)."),
-        click.option("--l2-mode", type=click.Choice(["keras", "per-sample"]), default=None,
+        click.option("--l2-mode", type=click.Choice(registry.L2_MODES), default=None,
                      help="keras: c*sum(W^2) over whole matrices every batch; per-sample: "
                           "only the rows a rating touches."),
         click.option("--sigmoid/--no-sigmoid", default=None,
                      help="5*sigmoid output (mfbs and mixed models have it on by default)."),
-        click.option("--init", type=click.Choice(["uniform", "normal"]), default=None,
+        click.option("--init", type=click.Choice(registry.EMBEDDING_INITS), default=None,
                      help="Embedding init: Keras' uniform(-s, s) or normal(0, s)."),
         click.option("--init-scale", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="s of --init (default 0.05)."),
@@ -84,15 +85,15 @@ def training_options(f):
         click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), default=64,
                      show_default=True),
-        click.option("--optimizer", type=click.Choice(["adam", "sparse-adam", "sgd", "adam-dense"]),
+        click.option("--optimizer", type=click.Choice(list(registry.OPTIMIZERS)),
                      default="adam", show_default=True,
-                     help="adam: Keras-faithful (dense moments); sparse-adam: only touched "
-                          "rows; sgd: plain (batch 1 = classic MF)."),
+                     help="; ".join(f"{o.name}: {o.summary}"
+                                    for o in registry.OPTIMIZERS.values()) + "."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Learning rate [default: 1e-3, sgd 1e-2]."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Initialisation, shuffling and dropout seed."),
-        click.option("--shuffle", type=click.Choice(["epoch", "once", "none"]),
+        click.option("--shuffle", type=click.Choice(registry.SHUFFLES),
                      default="epoch", show_default=True,
                      help="epoch: a new order every epoch; once: one order for all epochs, "
                           "as seeded Keras 3 fit (the reference figures); none: data order."),
@@ -108,10 +109,7 @@ def build_model(model_name, seed, **given):
     """A model from CLI options; options the model does not take are a usage error."""
     from ..errors import ModelError
     from ..models import MODELS
-    cls = MODELS.get(model_name)
-    if cls is None:
-        raise click.BadParameter(f"unknown model {model_name!r}; choose from "
-                                 f"{', '.join(MODELS)}", param_hint="--model")
+    cls = MODELS[model_name]
     accepted = set(cls._param_names())
     params = {"seed": seed}
     for opt, value in given.items():
@@ -123,9 +121,11 @@ def build_model(model_name, seed, **given):
                                    f"{model_name}")
         params[key] = value
     try:
-        return cls(**params)
+        model = cls(**params)
+        model._check()
     except ModelError as exc:
         raise click.UsageError(str(exc))
+    return model
 
 
 @main.command()
@@ -184,8 +184,8 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                      verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
     if verbose:
-        sizes = {"user table": model.U_.size, "item table": model.I_.size,
-                 "dense weights": model.theta_.size}
+        sizes = {f"table {s.name}": s.rows * s.cols for s in model.tables_.specs}
+        sizes["dense weights"] = model.theta_.size
         click.echo("parameters: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
                    + f" (total {sum(sizes.values()):,})", err=True)
         click.echo(f"optimizer {optimizer}, lr {lr if lr is not None else 'default'}, batch "
@@ -216,7 +216,7 @@ def _json_default(obj):
 
 
 @main.command()
-@click.option("--model", "models", multiple=True,
+@click.option("--model", "models", multiple=True, type=click.Choice(list(registry.MODELS)),
               help="Check only this model (repeatable). Default: every model.")
 def gradcheck(models):
     """Check every hand-derived gradient against central finite differences (float64).
@@ -229,11 +229,6 @@ def gradcheck(models):
       mfcore gradcheck --model mfb --model nn
     """
     from ..gradcheck import run_all
-    from ..models import MODELS
-    for name in models:
-        if name not in MODELS:
-            raise click.BadParameter(f"unknown model {name!r}; choose from "
-                                     f"{', '.join(MODELS)}", param_hint="--model")
     results = run_all(set(models) or None)
     failed = 0
     for r in results:

@@ -40,32 +40,14 @@ def _model_line(model, path):
 
 
 # ---- raw ids -------------------------------------------------------------------------------
-def _check_known(model, users, items, tokens_u, tokens_i, where=None):
+def _check_known(model, users, items, where=None):
     """Raise one ModelError naming the first pair whose user or item the model never saw
     in training (``where``: (path, line numbers) of the pairs)."""
-    import numpy as np
-
     from ..errors import ModelError
-    from ..data.ratings import _lookup
-    u = _lookup(model.user_ids_, users, "user", -1)
-    i = _lookup(model.item_ids_, items, "item", -1)
-    ok_u = u >= 0
-    ok_u[ok_u] = model.user_counts_[u[ok_u]] > 0
-    ok_i = i >= 0
-    ok_i[ok_i] = model.item_counts_[i[ok_i]] > 0
-    bad = ~(ok_u & ok_i)
-    if not bad.any():
-        return
-    j = int(np.flatnonzero(bad)[0])
-    parts = []
-    if not ok_u[j]:
-        parts.append(f"user {tokens_u[j]}")
-    if not ok_i[j]:
-        parts.append(f"item {tokens_i[j]}")
-    loc = f"{where[0]}, line {int(where[1][j])}: " if where is not None else ""
-    count = f" ({int(bad.sum())} of {len(bad)} pairs)" if len(bad) > 1 else ""
-    raise ModelError(f"{loc}{' and '.join(parts)} had no ratings in the model's training "
-                     f"data{count}; pass --unknown nan or --unknown mean")
+    ok_u, ok_i = model._known_indices(*model._to_indices(users, items, "raw"))
+    msg = model.unknown_pair_message(users, items, ok_u, ok_i, where)
+    if msg is not None:
+        raise ModelError(f"{msg}; pass --unknown nan or --unknown mean")
 
 
 # ---- evaluate ------------------------------------------------------------------------------
@@ -87,7 +69,7 @@ def _own_validation_split(model, model_file, quiet):
     fraction = src.get("train_fraction", 0.8)
     seed = src.get("split_seed", 0)
     train, val = random_split(ratings, train_fraction=fraction, seed=seed)
-    n_train = getattr(model, "_n_train", 0)
+    n_train = getattr(model, "n_train_", 0)
     if not quiet and n_train and n_train != len(train):
         click.echo(f"warning: {ratings.name} now gives {len(train):,} training rows, the "
                    f"model was trained on {n_train:,}: the data changed since training",
@@ -201,8 +183,9 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
       mfcore predict mfb.npz --input pairs.csv --output preds.csv --clip
       mfcore predict mfb.npz --input pairs.csv --unknown mean > preds.csv
     """
-    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
     import numpy as np
+
+    from ..data.pairs import parse_ids, read_pairs
 
     from .options import parse_sep_option
     single = user is not None or item is not None
@@ -220,7 +203,7 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
         u = parse_ids([user], model.user_ids_, "user")
         i = parse_ids([item], model.item_ids_, "item")
         if unknown == "raise":
-            _check_known(model, u, i, [user], [item])
+            _check_known(model, u, i)
         p = model.predict(u, i, unknown=unknown, clip=clip)[0]
         click.echo(str(np.float32(p)))
         return
@@ -229,7 +212,7 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
     u = parse_ids(tok_u, model.user_ids_, "user", where)
     i = parse_ids(tok_i, model.item_ids_, "item", where)
     if unknown == "raise":
-        _check_known(model, u, i, tok_u, tok_i, where)
+        _check_known(model, u, i, where)
     pred = model.predict(u, i, unknown=unknown, clip=clip)
     text = "user,item,prediction\n" + "".join(
         f"{a},{b},{p}\n" for a, b, p in zip(tok_u, tok_i, pred.astype(str)))
@@ -293,7 +276,7 @@ def recommend(model_file, user, n, include_seen, as_json, quiet):
       mfcore recommend mfb.npz --user 196
       mfcore recommend mfb.npz --user 196 -n 20 --include-seen --json
     """
-    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
+    from ..data.pairs import parse_ids
     model = _load(model_file)
     u = parse_ids([user], model.user_ids_, "user")[0]
     frame = model.recommend(u, n=n, exclude_seen=not include_seen)
@@ -322,7 +305,7 @@ def similar(model_file, item, n, as_json, quiet):
       mfcore similar mfb.npz --item 50
       mfcore similar mfb.npz --item 50 -n 5 --json
     """
-    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
+    from ..data.pairs import parse_ids
     model = _load(model_file)
     i = parse_ids([item], model.item_ids_, "item")[0]
     frame = model.similar_items(i, n=n)

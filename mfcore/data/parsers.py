@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import DataError
+from ..registry import separator
 
 __all__ = [
     "parse_ratings_file", "parse_ratings_bytes", "normalize_sep", "sniff_sep",
@@ -44,11 +45,6 @@ _ALIASES = {
                 "productid", "asin", "book", "isbn"},
     ROLE_RATING: {"rating", "ratings", "score", "stars", "value", "r", "bookrating"},
     ROLE_TIME: {"timestamp", "time", "ts", "unixtime", "unixreviewtime", "t", "when"},
-}
-
-_SEP_ALIASES = {
-    "tab": "\t", "\\t": "\t", "t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
-    "space": " ", "colon2": "::", "doublecolon": "::", "double-colon": "::",
 }
 
 _SNIFF_ORDER = ("::", "\t", ",", ";", "|", " ")
@@ -293,18 +289,10 @@ def normalize_sep(sep):
     Accepts the literal (``"\\t"``, ``"::"``, ``","``) and names: ``tab``, ``\\t`` typed as two
     characters, ``comma``, ``semicolon``, ``pipe``, ``space``. None stays None (sniff).
     """
-    if sep is None:
-        return None
-    if isinstance(sep, bytes):
-        sep = sep.decode("utf-8")
-    if not isinstance(sep, str) or sep == "":
-        raise DataError(f"invalid separator {sep!r}")
-    key = sep.strip().lower() if sep.strip() else sep
-    if key in _SEP_ALIASES:
-        return _SEP_ALIASES[key]
-    if "\n" in sep or "\r" in sep:
-        raise DataError(f"invalid separator {sep!r}: it contains a line break")
-    return sep
+    try:
+        return separator(sep)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _is_number(text: str) -> bool:

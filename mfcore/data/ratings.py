@@ -99,11 +99,11 @@ class Ratings:
     # ---- raw id <-> index --------------------------------------------------------------
     def user_index(self, raw_ids, missing: int | None = None) -> np.ndarray:
         """Dense indices of raw user ids. Unknown ids raise, or map to ``missing`` if given."""
-        return _lookup(self.user_ids, raw_ids, "user", missing)
+        return lookup_ids(self.user_ids, raw_ids, "user", missing)
 
     def item_index(self, raw_ids, missing: int | None = None) -> np.ndarray:
         """Dense indices of raw item ids. Unknown ids raise, or map to ``missing`` if given."""
-        return _lookup(self.item_ids, raw_ids, "item", missing)
+        return lookup_ids(self.item_ids, raw_ids, "item", missing)
 
     def to_dataframe(self):
         """A pandas DataFrame with raw ids: columns user, item, rating, timestamp."""
@@ -140,10 +140,13 @@ def _index(raw, fixed, what):
         ids, idx = np.unique(raw, return_inverse=True)
         return idx.astype(np.int32, copy=False).reshape(-1), ids
     ids = np.asarray(fixed)
-    return _lookup(ids, raw, what, None), ids
+    return lookup_ids(ids, raw, what, None), ids
 
 
-def _lookup(ids, raw, what, missing):
+def lookup_ids(ids, raw, what, missing):
+    """Dense indices of raw ids in the sorted id map ``ids`` (int32; a scalar for a scalar).
+    Unknown ids raise DataError naming the first (``what``: "user"/"item"), or map to
+    ``missing`` when it is not None."""
     raw = np.asarray(raw)
     scalar = raw.ndim == 0
     raw = raw.reshape(-1)

@@ -1,23 +1,22 @@
-"""Optimizers shared by every model, compiled with Numba.
+"""Update rules, compiled with Numba, over a model's parameter tables and dense weights.
 
-Parameters come in two shapes: embedding *tables* (rows indexed by user or item; a batch
-touches a few rows) and a flat *dense* vector (MLP weights; every batch touches all of it).
+Tables (:mod:`mfcore.engine.tables`) are row-indexed: a batch touches a few rows. The
+dense weights ``theta`` (MLP layers) are one flat vector every batch touches. Optimizers
+(names and codes in :mod:`mfcore.registry`):
 
-Optimizer codes (``OPT_*``):
-
-``OPT_SGD``
-    ``w -= lr * g`` on the rows a batch touched (with batch size 1 this is classic
+``sgd``
+    ``w -= lr * lr_scale[c] * g`` on the rows a batch touched (batch size 1 is classic
     per-sample SGD matrix factorisation).
-``OPT_ADAM``
+``adam``
     Keras' Adam, with Keras' *dense* semantics: every row of every table moves at every
     step, rows a batch did not touch through their decaying first and second moments.
     It is computed lazily: a row is brought up to date only when a batch touches it (and
-    all rows at the end of every epoch), using a closed form for the skipped zero-gradient
-    steps (see :func:`_catch_up_row`). Equal to the step-by-step dense update up to float
-    rounding (a relative ``(eps/sqrt(v))**2`` term); :func:`adam_dense_tables_step` is the
-    literal per-step version, used when Keras' whole-matrix L2 makes every row's gradient
-    non-zero at every step, and by the tests as the reference.
-``OPT_SPARSE_ADAM``
+    every row at the end of every epoch), with a closed form for the skipped
+    zero-gradient steps (:func:`_catch_up_row`). Equal to the step-by-step dense update
+    up to float rounding (a relative ``(eps/sqrt(v))**2`` term). ``adam-dense`` runs the
+    literal per-step update of whole tables (:func:`_dense_table_step`), which is also
+    what a table with Keras' whole-matrix L2 needs (every row's gradient is non-zero).
+``sparse-adam``
     "Lazy" Adam: only the rows a batch touched update their moments and weights (bias
     correction uses the global step). A different, faster optimizer than Keras'.
 
@@ -28,27 +27,29 @@ Embedding rows and Keras: the gradient of an embedding lookup reaches Keras 3's 
 TensorFlow) as ``IndexedSlices`` with one slice per occurrence of the row in the batch.
 ``ops.square`` squares those slices one by one and they are summed only when combined with
 the dense ``v``, so a row that occurs several times in a batch gets ``g2 = sum_k g_k^2``
-instead of ``(sum_k g_k)^2`` (``m`` does get the summed gradient). The table updates here
-take ``G`` (summed row gradients) and ``G2`` (the per-row sum of squared per-occurrence
-gradients) so that both conventions can be followed; the trainer passes ``G2 = G^2`` for
-the textbook one. With a Keras L2 regulariser the gradient becomes dense and the square is
-of the sum again.
+instead of ``(sum_k g_k)^2`` (``m`` does get the summed gradient). Row updates read ``G``
+(summed row gradients) and ``G2`` (the second-moment input; see
+:mod:`mfcore.engine.contract` for how it is filled). With a Keras L2 regulariser the
+gradient becomes dense and the square is of the sum again.
+
+State (:data:`OptArrays`): ``M``, ``V`` shaped like the arena; ``last`` (one int64 per
+global row: the step it was last brought up to date); ``m_theta``, ``v_theta``; ``step``
+(a 1-element box); ``dense`` (per table: step every row every step); ``tables`` (the
+closed-form catch-up tables of the current epoch). Settings (:data:`OptConfig`): the
+optimizer code, ``lr``, ``b1``, ``b2``, ``eps``, ``t_base`` (the step count when the
+catch-up tables were made), ``batch_size`` and ``seed``.
 """
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
 from ..kernels import FAST
+from ..registry import ADAM, SGD, SPARSE_ADAM
 
-OPT_SGD = 0
-OPT_ADAM = 1
-OPT_SPARSE_ADAM = 2
-
-#: CLI/API names. "adam-dense" is the literal step-by-step Keras update of whole tables:
-#: the same numbers as "adam" (up to rounding), much slower; kept as the reference.
-OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "sparse-adam": OPT_SPARSE_ADAM,
-              "adam-dense": OPT_ADAM}
+OptArrays = namedtuple("OptArrays", "M V last m_theta v_theta step dense tables")
+OptConfig = namedtuple("OptConfig", "opt lr b1 b2 eps t_base batch_size seed")
 
 # Steps beyond which a skipped step's contribution, weighted by (b1/sqrt(b2))^j, is below
 # 1e-18 of the first one: the closed-form tables extend this far past the epoch's end.
@@ -88,8 +89,9 @@ def catch_up_tables(t_base, n_steps, lr, b1, b2):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _catch_up_row(W, M, V, row, tau, k, t_base, tables, b1, b2, eps):
-    """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to one row, in O(columns).
+def _catch_up_row(W, M, V, base, cols, tau, k, t_base, tables, b1, b2, eps):
+    """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to the row at
+    ``W[base : base+cols]``, in O(columns).
 
     With g = 0, ``m_j = b1^j m``, ``v_j = b2^j v`` and the weight moves by
     ``sum_j alpha_{tau+j} b1^j m / (b2^{j/2} s + eps)``, ``s = sqrt(v)``. Writing
@@ -108,139 +110,169 @@ def _catch_up_row(W, M, V, row, tau, k, t_base, tables, b1, b2, eps):
     d1 = q * (tables[1, i0] - tables[5, k] * tables[1, i1]) - d0
     b1k = tables[2, k]
     b2k = tables[3, k]
-    for c in range(W.shape[1]):
-        m = M[row, c]
+    for c in range(cols):
+        j = base + c
+        m = M[j]
         if m == 0.0:
-            V[row, c] = V[row, c] * b2k
+            V[j] = V[j] * b2k
             continue
-        s = math.sqrt(V[row, c])
+        s = math.sqrt(V[j])
         inv = 1.0 / (s + eps)
-        W[row, c] -= m * inv * (d0 - eps * inv * d1)
-        M[row, c] = m * b1k
-        V[row, c] = V[row, c] * b2k
+        W[j] -= m * inv * (d0 - eps * inv * d1)
+        M[j] = m * b1k
+        V[j] = V[j] * b2k
+
+
+@njit(cache=True, inline="always")
+def _catch_up(T, O, cfg, t_idx, r, t):
+    """Bring row ``r`` of table ``t_idx`` to step ``t``."""
+    g = T.gid[t_idx] + r
+    k = t - O.last[g]
+    if k > 0:
+        _catch_up_row(T.W, O.M, O.V, T.off[t_idx] + r * T.cols[t_idx], T.cols[t_idx],
+                      O.last[g], k, cfg.t_base, O.tables, cfg.b1, cfg.b2, cfg.eps)
+        O.last[g] = t
 
 
 @njit(cache=True)
-def adam_catch_up_rows(W, M, V, last, rows, n_rows, t, t_base, tables, b1, b2, eps):
-    """Bring the ``n_rows`` given rows to step ``t``. The trainer calls it with ``t - 1``
-    for the rows a batch touches BEFORE the forward pass, so that the batch sees the same
-    weights as Keras' dense update would have produced."""
-    for j in range(n_rows):
-        row = rows[j]
-        k = t - last[row]
-        if k > 0:
-            _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
-            last[row] = t
+def catch_up_touched(T, O, K, cfg, t):
+    """Bring the rows the batch touches (``K``) to step ``t``. The engine calls it with
+    ``t - 1`` BEFORE the forward pass, so that the batch sees the same weights as Keras'
+    dense update would have produced."""
+    for j in range(K.count[0]):
+        t_idx = K.tab[j]
+        if not O.dense[t_idx]:
+            _catch_up(T, O, cfg, t_idx, K.rows[j], t)
 
 
 @njit(cache=True)
-def adam_catch_up_all(W, M, V, last, t, t_base, tables, b1, b2, eps):
-    """Bring every row of a table to step ``t`` (end of epoch, before validation)."""
-    for row in range(W.shape[0]):
-        k = t - last[row]
-        if k > 0:
-            _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
-            last[row] = t
+def catch_up_all(T, O, cfg, t):
+    """Bring every row of every table to step ``t`` (end of epoch, before validation)."""
+    for t_idx in range(T.off.size):
+        g0 = T.gid[t_idx]
+        if O.dense[t_idx]:
+            for r in range(T.rows[t_idx]):
+                O.last[g0 + r] = t
+            continue
+        for r in range(T.rows[t_idx]):
+            _catch_up(T, O, cfg, t_idx, r, t)
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _adam_row(W, M, V, G, G2, row, coef):
+def _adam_row(W, M, V, G, G2, base, cols, coef):
     """One Adam step of one row; ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype
     (float32 arithmetic for float32 tables, as Keras). ``G2`` is the second-moment input."""
     alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
-    for c in range(W.shape[1]):
-        m = b1 * M[row, c] + c1 * G[row, c]
-        v = b2 * V[row, c] + c2 * G2[row, c]
-        M[row, c] = m
-        V[row, c] = v
-        W[row, c] -= alpha * m / (np.sqrt(v) + eps)  # float32 sqrt for float32 tables
-        G[row, c] = 0.0
-        G2[row, c] = 0.0
+    for c in range(cols):
+        j = base + c
+        m = b1 * M[j] + c1 * G[j]
+        v = b2 * V[j] + c2 * G2[j]
+        M[j] = m
+        V[j] = v
+        W[j] -= alpha * m / (np.sqrt(v) + eps)  # float32 sqrt for float32 tables
+        G[j] = 0.0
+        G2[j] = 0.0
 
 
-@njit(cache=True, fastmath=FAST, inline="always")
-def table_step(opt, W, M, V, G, G2, last, rows, n_rows, t, lr, b1, b2, eps, t_base, tables):
-    """Update the ``n_rows`` touched ``rows`` of table ``W`` at step ``t`` and zero their
-    rows in ``G`` and ``G2`` (Adam's first- and second-moment inputs, see the module doc).
-    ``last[row]`` is the step a row was last brought up to date."""
-    if opt == OPT_SGD:
-        for j in range(n_rows):
-            row = rows[j]
-            for c in range(W.shape[1]):
-                W[row, c] -= lr * G[row, c]
-                G[row, c] = 0.0
-                G2[row, c] = 0.0
+@njit(cache=True, fastmath=FAST)
+def rows_step(T, R, O, K, cfg, t):
+    """Update the touched rows (``K``) of every table not stepped densely, at step ``t``,
+    and zero their ``G``/``G2``."""
+    W, G, G2 = T.W, R.G, R.G2
+    n = K.count[0]
+    if cfg.opt == SGD:
+        for j in range(n):
+            t_idx = K.tab[j]
+            if O.dense[t_idx]:
+                continue
+            cols = T.cols[t_idx]
+            base = T.off[t_idx] + K.rows[j] * cols
+            c0 = T.coff[t_idx]
+            for c in range(cols):
+                W[base + c] -= cfg.lr * T.lr_scale[c0 + c] * G[base + c]
+                G[base + c] = 0.0
+                G2[base + c] = 0.0
         return
+    if cfg.opt != ADAM and cfg.opt != SPARSE_ADAM:
+        raise ValueError("unknown optimizer code")
     coef = np.empty(6, W.dtype)
-    coef[0] = adam_alpha(lr, b1, b2, t)
-    coef[1] = b1
-    coef[2] = b2
-    coef[3] = eps
-    coef[4] = 1.0 - b1
-    coef[5] = 1.0 - b2
-    for j in range(n_rows):
-        row = rows[j]
-        if opt == OPT_ADAM:
-            k = t - 1 - last[row]
-            if k > 0:
-                _catch_up_row(W, M, V, row, last[row], k, t_base, tables, b1, b2, eps)
-            last[row] = t
-        _adam_row(W, M, V, G, G2, row, coef)
+    coef[0] = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
+    coef[1] = cfg.b1
+    coef[2] = cfg.b2
+    coef[3] = cfg.eps
+    coef[4] = 1.0 - cfg.b1
+    coef[5] = 1.0 - cfg.b2
+    for j in range(n):
+        t_idx = K.tab[j]
+        if O.dense[t_idx]:
+            continue
+        r = K.rows[j]
+        if cfg.opt == ADAM:
+            _catch_up(T, O, cfg, t_idx, r, t - 1)
+            O.last[T.gid[t_idx] + r] = t
+        cols = T.cols[t_idx]
+        _adam_row(W, O.M, O.V, G, G2, T.off[t_idx] + r * cols, cols, coef)
 
 
 @njit(cache=True)
-def adam_dense_tables_step(W, M, V, G, G2, l2, t, lr, b1, b2, eps):
-    """Literal Keras Adam step over a whole table, adding Keras' whole-matrix L2 gradient
-    ``2 l2[c] W`` to every row. Zeroes ``G`` and ``G2``. Without L2 (all ``l2`` zero) the
-    second-moment input is ``G2``; with it the gradient is dense and its square is used, as
-    in Keras. Returns the penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the
+def dense_table_step(T, R, O, cfg, t_idx, t):
+    """Step EVERY row of table ``t_idx`` (the literal Keras update), adding Keras'
+    whole-matrix L2 gradient ``2 l2[c] W`` to every row; zeroes its ``G``/``G2``. Adam's
+    second-moment input is ``G2`` without L2, the square of the (dense) gradient with it,
+    as Keras. Returns the penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the
     step (Keras adds it to the batch loss)."""
+    W, G, G2 = T.W, R.G, R.G2
+    rows, cols = T.rows[t_idx], T.cols[t_idx]
+    off, c0 = T.off[t_idx], T.coff[t_idx]
+    penalty = 0.0
+    if cfg.opt == SGD:
+        for row in range(rows):
+            for c in range(cols):
+                j = off + row * cols + c
+                w = W[j]
+                l2 = T.l2k[c0 + c]
+                penalty += l2 * w * w
+                W[j] = w - cfg.lr * T.lr_scale[c0 + c] * (G[j] + 2.0 * l2 * w)
+                G[j] = 0.0
+                G2[j] = 0.0
+        return penalty
     dense = False
-    for c in range(W.shape[1]):
-        dense = dense or l2[c] != 0
-    alpha = adam_alpha(lr, b1, b2, t)
+    for c in range(cols):
+        dense = dense or T.l2k[c0 + c] != 0
+    alpha = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
+    b1, b2, eps = cfg.b1, cfg.b2, cfg.eps
     c1 = 1.0 - b1
     c2 = 1.0 - b2
-    penalty = 0.0
-    for row in range(W.shape[0]):
-        for c in range(W.shape[1]):
-            w = W[row, c]
-            g = G[row, c] + 2.0 * l2[c] * w
-            penalty += l2[c] * w * w
-            m = b1 * M[row, c] + c1 * g
-            v = b2 * V[row, c] + c2 * (g * g if dense else G2[row, c])
-            M[row, c] = m
-            V[row, c] = v
-            W[row, c] = w - alpha * m / (math.sqrt(v) + eps)
-            G[row, c] = 0.0
-            G2[row, c] = 0.0
+    M, V = O.M, O.V
+    for row in range(rows):
+        for c in range(cols):
+            j = off + row * cols + c
+            w = W[j]
+            l2 = T.l2k[c0 + c]
+            g = G[j] + 2.0 * l2 * w
+            penalty += l2 * w * w
+            m = b1 * M[j] + c1 * g
+            v = b2 * V[j] + c2 * (g * g if dense else G2[j])
+            M[j] = m
+            V[j] = v
+            W[j] = w - alpha * m / (math.sqrt(v) + eps)
+            G[j] = 0.0
+            G2[j] = 0.0
     return penalty
 
 
 @njit(cache=True)
-def sgd_dense_tables_step(W, G, G2, l2, lr):
-    """SGD over a whole table with Keras' whole-matrix L2 (``2 l2[c] W`` on every row).
-    Zeroes ``G`` and ``G2``; returns the penalty at the weights before the step."""
-    penalty = 0.0
-    for row in range(W.shape[0]):
-        for c in range(W.shape[1]):
-            w = W[row, c]
-            penalty += l2[c] * w * w
-            W[row, c] = w - lr * (G[row, c] + 2.0 * l2[c] * w)
-            G[row, c] = 0.0
-            G2[row, c] = 0.0
-    return penalty
-
-
-@njit(cache=True)
-def vector_step(opt, w, m, v, g, t, lr, b1, b2, eps):
+def vector_step(cfg, w, m, v, g, t):
     """Update the dense parameter vector ``w`` (all of it, every step); zeroes ``g``."""
-    if opt == OPT_SGD:
+    if cfg.opt == SGD:
         for i in range(w.size):
-            w[i] -= lr * g[i]
+            w[i] -= cfg.lr * g[i]
             g[i] = 0.0
         return
-    alpha = adam_alpha(lr, b1, b2, t)
+    if cfg.opt != ADAM and cfg.opt != SPARSE_ADAM:
+        raise ValueError("unknown optimizer code")
+    alpha = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
+    b1, b2, eps = cfg.b1, cfg.b2, cfg.eps
     c1 = 1.0 - b1
     c2 = 1.0 - b2
     for i in range(w.size):
@@ -251,3 +283,18 @@ def vector_step(opt, w, m, v, g, t, lr, b1, b2, eps):
         v[i] = vi
         w[i] -= alpha * mi / (math.sqrt(vi) + eps)
         g[i] = 0.0
+
+
+@njit(cache=True)
+def apply_step(T, P, R, O, K, cfg, t):
+    """One optimizer step at step ``t`` after the batch's gradients are in ``R``: touched
+    rows, densely stepped tables, then the dense weights. Returns Keras' L2 penalty of the
+    densely stepped tables (part of the batch loss)."""
+    rows_step(T, R, O, K, cfg, t)
+    penalty = 0.0
+    for t_idx in range(T.off.size):
+        if O.dense[t_idx]:
+            penalty += dense_table_step(T, R, O, cfg, t_idx, t)
+    if P.theta.size:
+        vector_step(cfg, P.theta, O.m_theta, O.v_theta, R.gtheta, t)
+    return penalty

@@ -1,9 +1,13 @@
-"""The shared training loop: shuffling, batches, optimizer steps and validation.
+"""``fit``: the Python side of training, in readable steps.
 
-The compiled part (:func:`run_batches`) runs a contiguous range of batches of one epoch
-without returning to Python; the Python part (:func:`fit`) splits each epoch into a few
-such ranges (for the progress bar and Ctrl-C), validates, logs a Keras-style line, and
-handles early stopping and divergence.
+1. :func:`fit_options` checks the arguments and resolves defaults (a :class:`FitOptions`);
+2. :class:`Run` allocates what one ``fit`` call needs: the records in data order and in
+   epoch order, the row-gradient sink, the touched-row lists, the optimizer's arrays;
+3. :meth:`Run.epoch` shuffles and trains one epoch in a few compiled calls
+   (:func:`mfcore.engine.loop.run_batches`, or a kernel's fused per-sample SGD epoch), so
+   the progress bar advances and Ctrl-C works between them;
+4. :func:`fit` validates after each epoch, logs a Keras-style line, and handles early
+   stopping and divergence.
 """
 from __future__ import annotations
 
@@ -13,173 +17,16 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
+from .. import registry
 from ..errors import ModelError, TrainingDiverged
-from ..kernels import FAST, dispatch
-from ..kernels.rng import shuffle_into
-from . import optim
-from .optim import OPT_ADAM, OPT_SGD, OPT_SPARSE_ADAM
+from ..kernels import dispatch
+from . import loop, optim, samples
+from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, Grads, Touched
+from .optim import OptArrays, OptConfig
 
-STATUS_OK = 0
-STATUS_NONFINITE = 1
-SHUFFLES = ("epoch", "once", "none")
-G2_NONE = 0
-G2_OCCURRENCES = 1
-G2_SUM = 2
-EVAL_CHUNK = 8192
+SHUFFLES = registry.SHUFFLES
 
-
-@njit(cache=True, fastmath=FAST)
-def run_batches(kind, spec, fspec, U, I, theta, state,
-                users, items, y, batch_size, b_first, b_last,
-                opt, lr, b1, b2, eps,
-                MU, VU, last_u, MI, VI, last_i, m_theta, v_theta,
-                GU, GI, GU2, GI2, SU, SI, g_theta, ws, g2_mode,
-                l2u_keras, l2i_keras, dense_u, dense_i, l2u_sample, l2i_sample, per_sample,
-                t_base, tables, seed, step_box, mark_u, mark_i, touched_u, touched_i,
-                ub, ib, yb):
-    """Train on batches ``b_first .. b_last-1`` of the epoch whose samples, already
-    shuffled, are ``users``, ``items``, ``y`` (batch ``b`` is rows ``b*batch_size ...``).
-
-    ``step_box[0]`` is the global step count (updated). ``dense_u``/``dense_i`` select the
-    step-by-step whole-table update (Keras' whole-matrix L2). ``SU``/``SI`` (batch, du/di)
-    receive the kernel's per-sample row gradients; they are summed per row into ``GU``/``GI``
-    and, by ``g2_mode``, their squares (Keras) or the squared sums into ``GU2``/``GI2``,
-    Adam's second-moment input. Returns
-    ``(sum over batches of batch loss * batch size, samples seen, status)``; on a non-finite
-    batch loss it stops before updating anything, with status ``STATUS_NONFINITE``.
-    """
-    n_total = users.size
-    loss_sum = 0.0
-    seen = 0
-    for bi in range(b_first, b_last):
-        t = step_box[0] + 1
-        start = bi * batch_size
-        n = min(batch_size, n_total - start)
-        nu = 0
-        ni = 0
-        for b in range(n):
-            u = users[start + b]
-            i = items[start + b]
-            ub[b] = u
-            ib[b] = i
-            yb[b] = y[start + b]
-            if mark_u[u] != t:
-                mark_u[u] = t
-                touched_u[nu] = u
-                nu += 1
-            if mark_i[i] != t:
-                mark_i[i] = t
-                touched_i[ni] = i
-                ni += 1
-        if opt == OPT_ADAM:
-            # the batch must see its rows as the dense update would have left them
-            if not dense_u:
-                optim.adam_catch_up_rows(U, MU, VU, last_u, touched_u, nu, t - 1, t_base,
-                                         tables, b1, b2, eps)
-            if not dense_i:
-                optim.adam_catch_up_rows(I, MI, VI, last_i, touched_i, ni, t - 1, t_base,
-                                         tables, b1, b2, eps)
-        sse = dispatch.forward_backward(kind, spec, fspec, U, I, theta, state, ub, ib, yb, n,
-                                        SU, SI, g_theta, ws, seed, t, True)
-        loss = sse / n
-        if per_sample:
-            pen = 0.0
-            scale = 2.0 / n
-            for b in range(n):
-                u = ub[b]
-                i = ib[b]
-                for c in range(U.shape[1]):
-                    w = U[u, c]
-                    pen += l2u_sample[c] * w * w
-                    SU[b, c] += scale * l2u_sample[c] * w
-                for c in range(I.shape[1]):
-                    w = I[i, c]
-                    pen += l2i_sample[c] * w * w
-                    SI[b, c] += scale * l2i_sample[c] * w
-            loss += pen / n
-        _accumulate_rows(SU, ub, n, GU, GU2, touched_u, nu, g2_mode)
-        _accumulate_rows(SI, ib, n, GI, GI2, touched_i, ni, g2_mode)
-        if not math.isfinite(loss):
-            return loss_sum, seen, STATUS_NONFINITE
-        if dense_u:
-            if opt == OPT_SGD:
-                loss += optim.sgd_dense_tables_step(U, GU, GU2, l2u_keras, lr)
-            else:
-                loss += optim.adam_dense_tables_step(U, MU, VU, GU, GU2, l2u_keras, t, lr,
-                                                     b1, b2, eps)
-        else:
-            optim.table_step(opt, U, MU, VU, GU, GU2, last_u, touched_u, nu, t, lr, b1, b2,
-                             eps, t_base, tables)
-        if dense_i:
-            if opt == OPT_SGD:
-                loss += optim.sgd_dense_tables_step(I, GI, GI2, l2i_keras, lr)
-            else:
-                loss += optim.adam_dense_tables_step(I, MI, VI, GI, GI2, l2i_keras, t, lr,
-                                                     b1, b2, eps)
-        else:
-            optim.table_step(opt, I, MI, VI, GI, GI2, last_i, touched_i, ni, t, lr, b1, b2,
-                             eps, t_base, tables)
-        if theta.size:
-            optim.vector_step(opt, theta, m_theta, v_theta, g_theta, t, lr, b1, b2, eps)
-        step_box[0] = t
-        loss_sum += loss * n
-        seen += n
-    return loss_sum, seen, STATUS_OK
-
-
-@njit(cache=True, inline="always", fastmath=FAST)
-def _accumulate_rows(S, rows, n, G, G2, touched, n_touched, g2_mode):
-    """Sum per-sample row gradients ``S[b]`` into ``G[rows[b]]`` and zero ``S``. ``G2``
-    (Adam's second-moment input) gets the per-row sum of squared occurrences
-    (``G2_OCCURRENCES``), ``G**2`` of the touched rows (``G2_SUM``), or nothing (``G2_NONE``,
-    plain SGD)."""
-    for b in range(n):
-        r = rows[b]
-        for c in range(S.shape[1]):
-            g = S[b, c]
-            G[r, c] += g
-            if g2_mode == G2_OCCURRENCES:
-                G2[r, c] += g * g
-            S[b, c] = 0.0
-    if g2_mode == G2_SUM:
-        for j in range(n_touched):
-            r = touched[j]
-            for c in range(G.shape[1]):
-                G2[r, c] = G[r, c] * G[r, c]
-
-
-@njit(cache=True)
-def predict_all(kind, spec, fspec, U, I, theta, state, users, items, out, ws, chunk,
-                ub, ib, pb):
-    """Predictions for every pair, in chunks of ``chunk`` (the size ``ws`` was made for)."""
-    n = users.size
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        for b in range(m):
-            ub[b] = users[start + b]
-            ib[b] = items[start + b]
-        dispatch.predict(kind, spec, fspec, U, I, theta, state, ub, ib, m, pb, ws)
-        for b in range(m):
-            out[start + b] = pb[b]
-
-
-@njit(cache=True)
-def error_sums(pred, y):
-    """(sum of squared errors, sum of absolute errors) in float64."""
-    sse = 0.0
-    sae = 0.0
-    for j in range(y.size):
-        e = float(pred[j]) - float(y[j])
-        sse += e * e
-        sae += abs(e)
-    return sse, sae
-
-
-# ---------------------------------------------------------------------------------------
-# Python driver
-# ---------------------------------------------------------------------------------------
 
 @dataclass
 class History:
@@ -210,213 +57,267 @@ class History:
 
 @dataclass
 class OptimizerState:
-    """Moments and step counters that persist across calls to ``fit`` (warm restarts)."""
+    """Moments and step counters that persist across calls to ``fit`` (warm restarts):
+    ``M``/``V`` shaped like the parameter arena, ``last`` one step count per table row,
+    ``m_theta``/``v_theta`` like the dense weights."""
 
     name: str
-    MU: np.ndarray
-    VU: np.ndarray
-    MI: np.ndarray
-    VI: np.ndarray
+    M: np.ndarray
+    V: np.ndarray
+    last: np.ndarray
     m_theta: np.ndarray
     v_theta: np.ndarray
-    last_u: np.ndarray
-    last_i: np.ndarray
     step: int = 0
 
     @classmethod
-    def zeros(cls, name, U, I, theta):
-        return cls(name, np.zeros_like(U), np.zeros_like(U), np.zeros_like(I), np.zeros_like(I),
-                   np.zeros_like(theta), np.zeros_like(theta),
-                   np.zeros(U.shape[0], np.int64), np.zeros(I.shape[0], np.int64))
+    def zeros(cls, name, tables, theta):
+        W = tables.arena.W
+        return cls(name, np.zeros_like(W), np.zeros_like(W),
+                   np.zeros(tables.n_rows, np.int64), np.zeros_like(theta),
+                   np.zeros_like(theta))
 
     def copy(self):
-        return OptimizerState(self.name, *(a.copy() for a in (
-            self.MU, self.VU, self.MI, self.VI, self.m_theta, self.v_theta,
-            self.last_u, self.last_i)), step=self.step)
+        return OptimizerState(self.name, self.M.copy(), self.V.copy(), self.last.copy(),
+                              self.m_theta.copy(), self.v_theta.copy(), step=self.step)
+
+    def moments(self, tables, name):
+        """``(M, V)`` of table ``name`` as (rows, cols) views."""
+        t = tables.index(name)
+        a = tables.arena
+        lo, n = int(a.off[t]), int(a.rows[t] * a.cols[t])
+        shape = (int(a.rows[t]), int(a.cols[t]))
+        return self.M[lo:lo + n].reshape(shape), self.V[lo:lo + n].reshape(shape)
 
 
-def _progress(total, desc, enabled):
-    try:
-        from ..progress import Progress
-    except ImportError:  # pragma: no cover - progress is part of the package
-        return None
-    return Progress(total, desc=desc, unit="batch", enabled=enabled)
+@dataclass
+class FitOptions:
+    """The checked arguments of :func:`fit` (see its docstring)."""
+
+    epochs: int
+    batch_size: int
+    optimizer: registry.Optimizer
+    lr: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    keras_moments: bool
+    shuffle: str
+    seed: int
+    early_stopping: int | None
+    restore_best: bool
+    verbose: int
+    progress: bool
+    log: object
+    callbacks: tuple
 
 
-def evaluate_arrays(model, users, items, y):
-    """Plain MSE and MAE of ``model`` on index arrays (every row through the model)."""
-    pred = model._predict_indices(users, items)
-    sse, sae = error_sums(pred, y)
+def fit_options(model, validation, *, epochs=6, batch_size=64, optimizer="adam", lr=None,
+                beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
+                seed=None, early_stopping=None, restore_best=True, verbose=1, progress=None,
+                log=None, callbacks=()) -> FitOptions:
+    """Check :func:`fit`'s keyword arguments and resolve their defaults."""
+    opt = registry.optimizer(optimizer)
+    lr = opt.default_lr if lr is None else lr
+    if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
+        raise ModelError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not (isinstance(batch_size, (int, np.integer))
+                                            and batch_size >= 1):
+        raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(lr, (int, float, np.floating)) and lr > 0 and math.isfinite(lr)):
+        raise ModelError(f"learning rate must be a positive number, got {lr!r}")
+    for what, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not (isinstance(value, (int, float, np.floating)) and 0 <= value < 1):
+            raise ModelError(f"{what} must be a number in [0, 1), got {value!r}")
+    if not (isinstance(epsilon, (int, float, np.floating)) and epsilon > 0
+            and math.isfinite(epsilon)):
+        raise ModelError(f"epsilon must be a positive number, got {epsilon!r}")
+    if shuffle not in SHUFFLES:
+        raise ModelError(f"shuffle must be one of {', '.join(SHUFFLES)}, got {shuffle!r}")
+    if early_stopping is not None:
+        if validation is None:
+            raise ModelError("early stopping needs validation data")
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
+                or early_stopping < 0:
+            raise ModelError(f"early_stopping must be a non-negative integer (patience in "
+                             f"epochs), got {early_stopping!r}")
+    seed = model.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise ModelError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if log is None:
+        def log(line):
+            print(line, file=sys.stderr, flush=True)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return FitOptions(int(epochs), int(batch_size), opt, float(lr), float(beta_1),
+                      float(beta_2), float(epsilon), bool(keras_moments), shuffle, int(seed),
+                      early_stopping, bool(restore_best), int(verbose), bool(progress), log,
+                      tuple(callbacks))
+
+
+class Run:
+    """Everything one ``fit`` call allocates, and one epoch of training."""
+
+    def __init__(self, model, train, o: FitOptions):
+        self.model, self.o = model, o
+        tables = model.tables_
+        keras_l2 = tables.table_has_keras_l2()
+        dense = np.ones_like(keras_l2) if o.optimizer.dense_tables else keras_l2
+        if o.optimizer.code == registry.SPARSE_ADAM and dense.any():
+            raise ModelError("Keras-style whole-matrix L2 moves every row at every step, which "
+                             "sparse Adam never does; use l2_mode='per-sample' with sparse-adam")
+        st = model.optimizer_state_
+        if st is None or st.name != o.optimizer.name:
+            st = model.optimizer_state_ = OptimizerState.zeros(o.optimizer.name, tables,
+                                                               model.theta_)
+        self.state = st
+        self.dense = dense.astype(np.int64)
+        W = tables.arena.W
+        if o.optimizer.code == registry.SGD:
+            g2_mode = G2_NONE
+        elif o.optimizer.code == registry.ADAM and o.keras_moments:
+            g2_mode = G2_OCCURRENCES
+        else:
+            g2_mode = G2_SUM
+        self.R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(model.theta_),
+                       np.zeros(1), np.zeros(1), g2_mode, tables.any_l2("per-sample"))
+        n_rows = tables.n_rows
+        self.K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
+                         np.zeros(n_rows, np.int64), np.zeros(1, np.int64),
+                         np.zeros(1, np.int64))
+        self.S = model._encode_ratings(train)
+        self.E = samples.empty_like(self.S)
+        self.n = self.S.X.shape[0]
+        self.n_batches = -(-self.n // o.batch_size)
+        self.ws = model._workspace(o.batch_size)
+        self.step = np.array([st.step], np.int64)
+        self.cfg = OptConfig(o.optimizer.code, o.lr, o.beta_1, o.beta_2, o.epsilon, 0,
+                             o.batch_size, o.seed)
+        self.fused = (o.optimizer.code == registry.SGD and o.batch_size == 1
+                      and dispatch.has_fused_sgd(model.kernel) and not dense.any())
+        self.family = model.kernel_family
+
+    def _order(self, e, epoch):
+        """Put the records in this epoch's order (``E``)."""
+        if self.o.shuffle == "epoch" or (self.o.shuffle == "once" and e == 0):
+            samples.shuffle_into(self.S.X, self.o.seed, epoch, self.E.X)
+        elif self.o.shuffle == "none" and e == 0:
+            samples.copy_into(self.S.X, self.E.X)
+
+    def epoch(self, e, epoch):
+        """Train epoch number ``epoch`` (``e``-th of this call). Returns (mean loss,
+        finite?)."""
+        model, o = self.model, self.o
+        self._order(e, epoch)
+        T, P = model.tables_.arena, model._params()
+        t_base = int(self.step[0])
+        adam = o.optimizer.code == registry.ADAM
+        tables = (optim.catch_up_tables(t_base, self.n_batches, o.lr, o.beta_1, o.beta_2)
+                  if adam else np.zeros((6, 1)))
+        st = self.state
+        O = OptArrays(st.M, st.V, st.last, st.m_theta, st.v_theta, self.step, self.dense,
+                      tables)
+        cfg = self.cfg._replace(t_base=t_base)
+        if self.fused:
+            loss_sum = loop.sgd_epoch(self.family, T, P, self.E, o.lr)
+            seen, ok = self.n, math.isfinite(loss_sum)
+            self.step[0] += self.n
+        else:
+            loss_sum, seen, ok = self._batches(T, P, O, cfg, epoch)
+            if adam:
+                optim.catch_up_all(T, O, cfg, int(self.step[0]))
+        st.step = int(self.step[0])
+        return loss_sum / max(seen, 1), ok
+
+    def _batches(self, T, P, O, cfg, epoch):
+        chunks = min(self.n_batches, 50) if self.o.progress else 1
+        bounds = np.linspace(0, self.n_batches, chunks + 1).astype(np.int64)
+        bar = None
+        if chunks > 1:
+            from ..progress import Progress
+            bar = Progress(self.n_batches, desc=f"Epoch {epoch + 1}", unit="batch",
+                           enabled=True)
+        loss_sum, seen, status = 0.0, 0, loop.STATUS_OK
+        try:
+            for c in range(chunks):
+                ls, sn, status = loop.run_batches(
+                    self.family, T, P, self.E, self.R, self.K, O, cfg,
+                    int(bounds[c]), int(bounds[c + 1]), self.ws)
+                loss_sum += ls
+                seen += sn
+                if bar is not None:
+                    bar.update(int(bounds[c + 1] - bounds[c]))
+                if status != loop.STATUS_OK:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return loss_sum, seen, status == loop.STATUS_OK
+
+
+def evaluate_records(model, S, y):
+    """Plain MSE and MAE of ``model`` on records ``S`` with ratings ``y``."""
+    sse, sae = loop.error_sums(model._predict_records(S), y)
     n = max(1, len(y))
     return sse / n, sae / n
 
 
-def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="adam",
-        lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
-        seed=None,
-        early_stopping=None, restore_best=True, verbose=1, progress=None, log=None,
-        callbacks=()):
+def _finite(model):
+    return bool(np.all(np.isfinite(model.tables_.arena.W)) and np.all(np.isfinite(model.theta_)))
+
+
+def fit(model, train, validation=None, **options):
     """Train ``model`` in place on ``train`` (a Ratings) and return a :class:`History`.
 
     epochs: passes over ``train`` (default 6, as the notebook); batch_size: samples per step
     (64; 1 with ``optimizer="sgd"`` is classic per-sample SGD); optimizer: ``"adam"``
-    (Keras-faithful, dense semantics), ``"sparse-adam"`` or ``"sgd"``; lr: learning rate
-    (default 1e-3 for Adam, 1e-2 for SGD); keras_moments: Adam's second moment of an
-    embedding row that occurs several times in a batch is the sum of the squared
-    per-occurrence gradients, as Keras 3 computes it (True, default), or the square of their
-    sum, the textbook rule (False); shuffle: ``"epoch"`` (a new order every epoch, as
-    Keras documents and as the notebook's unseeded runs did), ``"once"`` (one order for all
-    the epochs of this call: what Keras 3 ``fit`` actually does after
-    ``keras.utils.set_random_seed``, and so what produced the reference figures), or
-    ``"none"`` (data order); seed: shuffling and dropout seed (default: the
+    (Keras-faithful, dense semantics), ``"sparse-adam"``, ``"sgd"`` or ``"adam-dense"``
+    (see :mod:`mfcore.registry`); lr: learning rate (default 1e-3 for Adam, 1e-2 for
+    SGD); beta_1, beta_2, epsilon: Adam's (Keras' defaults 0.9, 0.999, 1e-7);
+    keras_moments: Adam's second moment of an embedding row that occurs several times in
+    a batch is the sum of the squared per-occurrence gradients, as Keras 3 computes it
+    (True, default), or the square of their sum, the textbook rule (False); shuffle:
+    ``"epoch"`` (a new order every epoch, as Keras documents and as the notebook's unseeded
+    runs did), ``"once"`` (one order for all the epochs of this call: what Keras 3 ``fit``
+    actually does after ``keras.utils.set_random_seed``, and so what produced the reference
+    figures), or ``"none"`` (data order); seed: shuffling and dropout seed (default: the
     model's ``seed``); early_stopping: patience in epochs on validation MSE (None: off),
     restoring the best epoch's weights when ``restore_best``; verbose: 0 silent, 1 one line
-    per epoch; progress: show a progress bar (None: when stderr is a terminal);
-    log: a callable taking each line (default: print to stderr); callbacks: callables
+    per epoch; progress: show a progress bar (None: when stderr is a terminal); log: a
+    callable taking each line (default: print to stderr); callbacks: callables
     ``f(epoch, history)``; one returning True stops training.
     """
-    if optimizer not in optim.OPTIMIZERS:
-        raise ModelError(f"unknown optimizer {optimizer!r}; choose from "
-                         f"{', '.join(optim.OPTIMIZERS)}")
-    opt = optim.OPTIMIZERS[optimizer]
-    if lr is None:
-        lr = 1e-2 if opt == OPT_SGD else 1e-3
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
-        raise ModelError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ModelError(f"learning rate must be a positive number, got {lr!r}")
-    if shuffle not in SHUFFLES:
-        raise ModelError(f"shuffle must be one of {', '.join(SHUFFLES)}, got {shuffle!r}")
-    if early_stopping is not None and validation is None:
-        raise ModelError("early stopping needs validation data")
+    o = fit_options(model, validation, **options)
     if len(train) == 0:
         raise ModelError("the training set is empty")
-    if log is None:
-        def log(line):
-            print(line, file=sys.stderr, flush=True)
-
     model._prepare(train)
-    l2u_k, l2i_k, l2u_s, l2i_s = model._l2_columns()
-    dense_u, dense_i = bool(np.any(l2u_k > 0)), bool(np.any(l2i_k > 0))
-    if optimizer == "adam-dense":
-        dense_u = dense_i = True
-    if opt == OPT_SPARSE_ADAM and (dense_u or dense_i):
-        raise ModelError("Keras-style whole-matrix L2 moves every row at every step, which "
-                         "sparse Adam never does; use l2_mode='per-sample' with sparse-adam")
-    per_sample = bool(np.any(l2u_s > 0) or np.any(l2i_s > 0))
-    seed = model.seed if seed is None else seed
-
-    st = model.optimizer_state_
-    if st is None or st.name != optimizer:
-        st = model.optimizer_state_ = OptimizerState.zeros(optimizer, model.U_, model.I_,
-                                                           model.theta_)
-    U, I, theta, state = model.U_, model.I_, model.theta_, model.state_
-    users, items, y = train.users, train.items, train.ratings
-    n = len(train)
-    n_batches = -(-n // batch_size)
-    GU, GI, g_theta = np.zeros_like(U), np.zeros_like(I), np.zeros_like(theta)
-    GU2, GI2 = np.zeros_like(U), np.zeros_like(I)
-    SU = np.zeros((batch_size, U.shape[1]), U.dtype)
-    SI = np.zeros((batch_size, I.shape[1]), I.dtype)
-    ep_users, ep_items, ep_y = np.empty_like(users), np.empty_like(items), np.empty_like(y)
-    ws = np.zeros(model._workspace_size(batch_size), np.float32)
-    mark_u = np.full(U.shape[0], -1, np.int64)
-    mark_i = np.full(I.shape[0], -1, np.int64)
-    touched_u = np.zeros(batch_size, np.int32)
-    touched_i = np.zeros(batch_size, np.int32)
-    ub = np.zeros(batch_size, np.int32)
-    ib = np.zeros(batch_size, np.int32)
-    yb = np.zeros(batch_size, np.float32)
-    step_box = np.array([st.step], np.int64)
-    b1, b2, eps = float(beta_1), float(beta_2), float(epsilon)
-    fused_sgd = opt == OPT_SGD and batch_size == 1 and model._fused_sgd is not None \
-        and not (dense_u or dense_i)
-
-    if opt == OPT_SGD:
-        g2_mode = G2_NONE
-    elif opt == OPT_ADAM and keras_moments:
-        g2_mode = G2_OCCURRENCES
-    else:
-        g2_mode = G2_SUM
-
+    run = Run(model, train, o)
+    val = None
+    if validation is not None and len(validation):
+        val = (model._encode_ratings(validation), validation.ratings)
     hist = History()
     best = (math.inf, None, None)  # (val mse, epoch, snapshot)
     since_best = 0
     epoch0 = model.epochs_trained_
-    for e in range(epochs):
+    for e in range(o.epochs):
         epoch = epoch0 + e
         t0 = time.perf_counter()
         snapshot = model._snapshot()
-        if shuffle == "epoch" or (shuffle == "once" and e == 0):
-            shuffle_into(users, items, y, seed, epoch, ep_users, ep_items, ep_y)
-        elif shuffle == "none" and e == 0:
-            ep_users[:], ep_items[:], ep_y[:] = users, items, y
-        t_base = int(step_box[0])
-        if opt == OPT_ADAM:
-            tables = optim.catch_up_tables(t_base, n_batches, lr, b1, b2)
-        else:
-            tables = np.zeros((6, 1))
-        if fused_sgd:
-            loss_sum = model._fused_sgd(ep_users, ep_items, ep_y, lr, l2u_s, l2i_s)
-            seen, status = n, STATUS_OK if math.isfinite(loss_sum) else STATUS_NONFINITE
-            step_box[0] += n
-        else:
-            chunks = 1 if not _wants_progress(progress) else min(n_batches, 50)
-            bounds = np.linspace(0, n_batches, chunks + 1).astype(np.int64)
-            bar = _progress(n_batches, f"Epoch {epoch + 1}", progress) if chunks > 1 else None
-            loss_sum, seen, status = 0.0, 0, STATUS_OK
-            try:
-                for c in range(chunks):
-                    ls, sn, status = run_batches(
-                        model.kind, model.spec_, model.fspec_, U, I, theta, state,
-                        ep_users, ep_items, ep_y, batch_size, int(bounds[c]),
-                        int(bounds[c + 1]),
-                        opt, float(lr), b1, b2, eps,
-                        st.MU, st.VU, st.last_u, st.MI, st.VI, st.last_i, st.m_theta,
-                        st.v_theta, GU, GI, GU2, GI2, SU, SI, g_theta, ws,
-                        g2_mode,
-                        l2u_k, l2i_k, dense_u, dense_i, l2u_s, l2i_s, per_sample,
-                        t_base, tables, int(seed), step_box, mark_u, mark_i,
-                        touched_u, touched_i, ub, ib, yb)
-                    loss_sum += ls
-                    seen += sn
-                    if bar is not None:
-                        bar.update(int(bounds[c + 1] - bounds[c]))
-                    if status != STATUS_OK:
-                        break
-            finally:
-                if bar is not None:
-                    bar.close()
-            if opt == OPT_ADAM:
-                t_now = int(step_box[0])
-                for W, M, V, last, dense in ((U, st.MU, st.VU, st.last_u, dense_u),
-                                             (I, st.MI, st.VI, st.last_i, dense_i)):
-                    if dense:
-                        last[:] = t_now
-                    else:
-                        optim.adam_catch_up_all(W, M, V, last, t_now, t_base, tables,
-                                                b1, b2, eps)
-        st.step = int(step_box[0])
-        epoch_loss = loss_sum / max(seen, 1)
-        if status != STATUS_OK or not np.all(np.isfinite(U)) or not np.all(np.isfinite(I)) \
-                or not np.all(np.isfinite(theta)):
+        epoch_loss, ok = run.epoch(e, epoch)
+        if not ok or not _finite(model):
             model._restore(snapshot)
             hist.diverged = True
             msg = (f"training diverged in epoch {epoch + 1} (loss became NaN or infinite); "
                    f"kept the weights from the end of epoch {epoch}. Try a smaller learning "
-                   f"rate (now {lr:g}).")
-            if verbose:
-                log("error: " + msg)
+                   f"rate (now {o.lr:g}).")
+            if o.verbose:
+                o.log("error: " + msg)
             model.history_ = hist
             raise TrainingDiverged(msg)
         model.epochs_trained_ += 1
         hist.loss.append(float(epoch_loss))
-        line = f"Epoch {epoch + 1}/{epoch0 + epochs} - loss: {epoch_loss:.4f}"
-        if validation is not None and len(validation):
-            mse, mae = evaluate_arrays(model, validation.users, validation.items,
-                                       validation.ratings)
+        line = f"Epoch {epoch + 1}/{epoch0 + o.epochs} - loss: {epoch_loss:.4f}"
+        if val is not None:
+            mse, mae = evaluate_records(model, *val)
             penalty = model._keras_penalty()
             hist.val_loss.append(float(mse + penalty))
             hist.val_mse.append(float(mse))
@@ -424,7 +325,7 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
             hist.val_mae.append(float(mae))
             line += f" - val_loss: {mse + penalty:.4f} - val_rmse: {math.sqrt(mse):.4f}"
             if mse < best[0]:
-                best = (mse, epoch, model._snapshot() if early_stopping is not None else None)
+                best = (mse, epoch, model._snapshot() if o.early_stopping is not None else None)
                 hist.best_epoch = e + 1
                 since_best = 0
             else:
@@ -432,24 +333,18 @@ def fit(model, train, validation=None, *, epochs=6, batch_size=64, optimizer="ad
         seconds = time.perf_counter() - t0
         hist.seconds.append(float(seconds))
         line += f" - {seconds:.2f}s"
-        if verbose:
-            log(line)
-        stop = any(bool(cb(e, hist)) for cb in callbacks)
-        if early_stopping is not None and since_best >= max(1, early_stopping):
+        if o.verbose:
+            o.log(line)
+        stop = any(bool(cb(e, hist)) for cb in o.callbacks)
+        if o.early_stopping is not None and since_best >= max(1, o.early_stopping):
             hist.stopped_early = True
-            if restore_best and best[2] is not None:
+            if o.restore_best and best[2] is not None:
                 model._restore(best[2])
-                if verbose:
-                    log(f"early stopping: restored the weights of epoch {best[1] + 1} "
-                        f"(val_mse {best[0]:.4f})")
+                if o.verbose:
+                    o.log(f"early stopping: restored the weights of epoch {best[1] + 1} "
+                          f"(val_mse {best[0]:.4f})")
             stop = True
         if stop:
             break
     model.history_ = hist
     return hist
-
-
-def _wants_progress(progress):
-    if progress is None:
-        return sys.stderr.isatty()
-    return bool(progress)

@@ -12,23 +12,25 @@ Scratch layout (``ws``)::
     ws[S + b*2*Wa + t + j]        tensor t, unit j, of sample b          (activations)
     ws[S + b*2*Wa + Wa + t + j]   d loss / d (tensor t, unit j)          (gradients)
 
-Program layout in ``spec``: ``[n_ops, Wa, S]`` then ``n_ops`` records of ``OPW`` ints:
+Program layout in ``spec`` (from ``p0``): a header laid out by :data:`PROGRAM`
+(``n_ops``, ``width`` = Wa, ``scratch`` = S), then ``n_ops`` records of ``OPW`` ints, each
+laid out by the layout of its op (field ``op`` first):
 
-``OP_DENSE``   ``[1, x, in, y, out, w, act, has_bias]``  ``y = act(W x + c)``; ``W`` is
-               ``theta[w : w + out*in]`` stored (out, in) row-major, ``c`` follows it.
-``OP_DROPOUT`` ``[2, x, d, y, mask, f_rate, salt]``  inverted dropout (training only):
-               unit kept with probability ``1 - rate`` (uniform from
-               :func:`rng.uniform` ``(seed, step, sample, salt*65536 + unit) >= rate``),
-               kept units scaled by ``1/(1 - rate)``; the scale (0 or 1/(1-rate)) is kept in
-               tensor ``mask`` for the backward pass. Identity at inference.
-``OP_BN``      ``[3, x, d, y, xhat, gb, st, g, f_mom]``  Keras 3 BatchNormalization:
-               training ``y = gamma (x - mean_B) / sqrt(var_B + eps) + beta`` with the batch
-               mean and *biased* batch variance, and ``moving = moving*momentum +
-               batch*(1 - momentum)`` for mean and variance (``state[st : st+d]``,
-               ``state[st+d : st+2d]``); inference uses the moving averages. ``gamma``,
-               ``beta`` are ``theta[gb : gb+d]``, ``theta[gb+d : gb+2d]``; ``fspec[f_mom]``,
-               ``fspec[f_mom+1]`` are momentum and epsilon.
-``OP_ADD``     ``[4, a, b, y, d, act]``  ``y = act(a + b)`` (the join of a residual block).
+:data:`DENSE`      ``y = act(W x + c)``; ``W`` is ``theta[w : w + nout*nin]`` stored
+                   (nout, nin) row-major, ``c`` follows it when ``has_bias``.
+:data:`DROPOUT`    inverted dropout (training only): unit kept with probability
+                   ``1 - rate`` (uniform from :func:`rng.uniform` ``(seed, step, sample,
+                   salt*65536 + unit) >= rate``, ``rate = fspec[rate]``), kept units scaled
+                   by ``1/(1 - rate)``; the scale (0 or 1/(1-rate)) is kept in tensor
+                   ``mask`` for the backward pass. Identity at inference.
+:data:`BATCH_NORM` Keras 3 BatchNormalization: training ``y = gamma (x - mean_B) /
+                   sqrt(var_B + eps) + beta`` with the batch mean and *biased* batch
+                   variance, and ``moving = moving*momentum + batch*(1 - momentum)`` for
+                   mean and variance (``state[st : st+d]``, ``state[st+d : st+2d]``);
+                   inference uses the moving averages. ``gamma``, ``beta`` are
+                   ``theta[gb : gb+d]``, ``theta[gb+d : gb+2d]``; ``fspec[mom]``,
+                   ``fspec[mom+1]`` are momentum and epsilon; ``ws[g : g+d]`` keeps 1/std.
+:data:`ADD`        ``y = act(a + b)`` (the join of a residual block).
 
 Activations (``ACT_*``) are differentiated from their *output*, so no pre-activation is
 stored: relu ``y > 0``, tanh ``1 - y^2``, sigmoid ``y (1 - y)``, elu ``1 or y + 1``,
@@ -51,10 +53,17 @@ import math
 import numpy as np
 from numba import njit
 
+from ..layout import fields, pack, unpack
 from .rng import uniform
 
+#: program header, then records of OPW ints, one layout per op
+PROGRAM = fields("Program", "n_ops width scratch")
+HEADER = len(PROGRAM)
 OPW = 10
-HEADER = 3
+DENSE = fields("Dense", "op x nin y nout w act has_bias")
+DROPOUT = fields("Dropout", "op x d y mask rate salt")
+BATCH_NORM = fields("BatchNorm", "op x d y xhat gb st g mom")
+ADD = fields("Add", "op a b y d act")
 
 OP_DENSE = 1
 OP_DROPOUT = 2
@@ -127,16 +136,17 @@ _FAST = {"reassoc", "contract"}
 @njit(cache=True, fastmath=_FAST)
 def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
     """Run the program at ``spec[p0:]`` forward over samples ``0..n-1`` of ``ws``."""
-    n_ops = spec[p0]
-    wa = spec[p0 + 1]
-    s0 = spec[p0 + 2]
+    n_ops = spec[p0 + PROGRAM.n_ops]
+    wa = spec[p0 + PROGRAM.width]
+    s0 = spec[p0 + PROGRAM.scratch]
     row = 2 * wa
     for o in range(n_ops):
         r = p0 + HEADER + o * OPW
         op = spec[r]
         if op == OP_DENSE:
-            x, nin, y, nout, w, a, hb = (spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4],
-                                         spec[r + 5], spec[r + 6], spec[r + 7])
+            x, nin, y, nout = (spec[r + DENSE.x], spec[r + DENSE.nin], spec[r + DENSE.y],
+                               spec[r + DENSE.nout])
+            w, a, hb = spec[r + DENSE.w], spec[r + DENSE.act], spec[r + DENSE.has_bias]
             cb = w + nout * nin
             for b in range(n):
                 base = s0 + b * row
@@ -154,9 +164,9 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                         acc += xv[i] * wv[i]
                     ws[yb + j] = _act(a, acc)
         elif op == OP_DROPOUT:
-            x, d, y, mk, fr, salt = (spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4],
-                                     spec[r + 5], spec[r + 6])
-            rate = fspec[fr]
+            x, d, y = spec[r + DROPOUT.x], spec[r + DROPOUT.d], spec[r + DROPOUT.y]
+            mk, salt = spec[r + DROPOUT.mask], spec[r + DROPOUT.salt]
+            rate = fspec[spec[r + DROPOUT.rate]]
             keep_scale = 1.0 / (1.0 - rate)
             for b in range(n):
                 base = s0 + b * row
@@ -170,8 +180,10 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                     for j in range(d):
                         ws[base + y + j] = ws[base + x + j]
         elif op == OP_BN:
-            x, d, y, xh, gb, st, g, fm = (spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4],
-                                          spec[r + 5], spec[r + 6], spec[r + 7], spec[r + 8])
+            x, d, y, xh = (spec[r + BATCH_NORM.x], spec[r + BATCH_NORM.d],
+                           spec[r + BATCH_NORM.y], spec[r + BATCH_NORM.xhat])
+            gb, st, g, fm = (spec[r + BATCH_NORM.gb], spec[r + BATCH_NORM.st],
+                             spec[r + BATCH_NORM.g], spec[r + BATCH_NORM.mom])
             mom = fspec[fm]
             eps = fspec[fm + 1]
             for j in range(d):
@@ -200,7 +212,8 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                     ws[base + xh + j] = xhat
                     ws[base + y + j] = gamma * xhat + beta
         elif op == OP_ADD:
-            xa, xb_, y, d, a = spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4], spec[r + 5]
+            xa, xb_, y = spec[r + ADD.a], spec[r + ADD.b], spec[r + ADD.y]
+            d, a = spec[r + ADD.d], spec[r + ADD.act]
             for b in range(n):
                 base = s0 + b * row
                 for j in range(d):
@@ -210,8 +223,8 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
 @njit(cache=True)
 def zero_grads(spec, p0, ws, n):
     """Zero the gradient half of the first ``n`` samples' rows."""
-    wa = spec[p0 + 1]
-    s0 = spec[p0 + 2]
+    wa = spec[p0 + PROGRAM.width]
+    s0 = spec[p0 + PROGRAM.scratch]
     row = 2 * wa
     for b in range(n):
         base = s0 + b * row + wa
@@ -222,16 +235,17 @@ def zero_grads(spec, p0, ws, n):
 @njit(cache=True, fastmath=_FAST)
 def backward(spec, p0, fspec, theta, gtheta, ws, n):
     """Back-propagate through the program (after a training-mode :func:`forward`)."""
-    n_ops = spec[p0]
-    wa = spec[p0 + 1]
-    s0 = spec[p0 + 2]
+    n_ops = spec[p0 + PROGRAM.n_ops]
+    wa = spec[p0 + PROGRAM.width]
+    s0 = spec[p0 + PROGRAM.scratch]
     row = 2 * wa
     for o in range(n_ops - 1, -1, -1):
         r = p0 + HEADER + o * OPW
         op = spec[r]
         if op == OP_DENSE:
-            x, nin, y, nout, w, a, hb = (spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4],
-                                         spec[r + 5], spec[r + 6], spec[r + 7])
+            x, nin, y, nout = (spec[r + DENSE.x], spec[r + DENSE.nin], spec[r + DENSE.y],
+                               spec[r + DENSE.nout])
+            w, a, hb = spec[r + DENSE.w], spec[r + DENSE.act], spec[r + DENSE.has_bias]
             cb = w + nout * nin
             for b in range(n):
                 base = s0 + b * row
@@ -256,14 +270,16 @@ def backward(spec, p0, fspec, theta, gtheta, ws, n):
                     for i in range(nin):
                         gxv[i] += gj * wv[i]
         elif op == OP_DROPOUT:
-            x, d, y, mk = spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4]
+            x, d, y, mk = (spec[r + DROPOUT.x], spec[r + DROPOUT.d], spec[r + DROPOUT.y],
+                           spec[r + DROPOUT.mask])
             for b in range(n):
                 base = s0 + b * row
                 for j in range(d):
                     ws[base + wa + x + j] += ws[base + wa + y + j] * ws[base + mk + j]
         elif op == OP_BN:
-            x, d, y, xh, gb, g = (spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4],
-                                  spec[r + 5], spec[r + 7])
+            x, d, y, xh = (spec[r + BATCH_NORM.x], spec[r + BATCH_NORM.d],
+                           spec[r + BATCH_NORM.y], spec[r + BATCH_NORM.xhat])
+            gb, g = spec[r + BATCH_NORM.gb], spec[r + BATCH_NORM.g]
             for j in range(d):
                 sdy = 0.0
                 sdyx = 0.0
@@ -280,7 +296,8 @@ def backward(spec, p0, fspec, theta, gtheta, ws, n):
                     gy = ws[base + wa + y + j]
                     ws[base + wa + x + j] += c * (n * gy - sdy - ws[base + xh + j] * sdyx)
         elif op == OP_ADD:
-            xa, xb_, y, d, a = spec[r + 1], spec[r + 2], spec[r + 3], spec[r + 4], spec[r + 5]
+            xa, xb_, y = spec[r + ADD.a], spec[r + ADD.b], spec[r + ADD.y]
+            d, a = spec[r + ADD.d], spec[r + ADD.act]
             for b in range(n):
                 base = s0 + b * row
                 for j in range(d):
@@ -328,9 +345,8 @@ class ProgramBuilder:
         self.fvals.extend(float(v) for v in values)
         return idx
 
-    def _emit(self, *fields):
-        rec = [int(f) for f in fields]
-        self.ops.append(rec + [0] * (OPW - len(rec)))
+    def _emit(self, layout, **values):
+        self.ops.append(pack(layout, OPW, **values))
 
     def dense(self, x, nin, nout, activation="linear", bias=True):
         """Keras Dense(nout, activation) with glorot-uniform kernel and zero bias."""
@@ -338,14 +354,16 @@ class ProgramBuilder:
         w = self._theta(nout * nin, "glorot", nin, nout)
         if bias:
             self._theta(nout, "zeros")
-        self._emit(OP_DENSE, x, nin, y, nout, w, ACTIVATIONS[activation], int(bias))
+        self._emit(DENSE, op=OP_DENSE, x=x, nin=nin, y=y, nout=nout, w=w,
+                   act=ACTIVATIONS[activation], has_bias=int(bias))
         return y
 
     def dropout(self, x, d, rate):
         y = self.tensor(d)
         mask = self.tensor(d)
         fr = self._f(rate)
-        self._emit(OP_DROPOUT, x, d, y, mask, fr, len(self.ops) + 1)
+        self._emit(DROPOUT, op=OP_DROPOUT, x=x, d=d, y=y, mask=mask, rate=fr,
+                   salt=len(self.ops) + 1)
         return y
 
     def batch_norm(self, x, d, momentum=0.99, epsilon=1e-3):
@@ -360,21 +378,19 @@ class ProgramBuilder:
         g = self.scratch
         self.scratch += d
         fm = self._f(momentum, epsilon)
-        self._emit(OP_BN, x, d, y, xhat, gb, st, g, fm)
+        self._emit(BATCH_NORM, op=OP_BN, x=x, d=d, y=y, xhat=xhat, gb=gb, st=st, g=g, mom=fm)
         return y
 
     def add(self, a, b, d, activation="linear"):
         y = self.tensor(d)
-        self._emit(OP_ADD, a, b, y, d, ACTIVATIONS[activation])
+        self._emit(ADD, op=OP_ADD, a=a, b=b, y=y, d=d, act=ACTIVATIONS[activation])
         return y
 
     # ---- results ---------------------------------------------------------------------------
     def program(self):
         """The int64 program (header + records) to place in ``spec``."""
-        out = [len(self.ops), self.wa, self.scratch]
-        for rec in self.ops:
-            out.extend(rec)
-        return np.array(out, np.int64)
+        head = pack(PROGRAM, n_ops=len(self.ops), width=self.wa, scratch=self.scratch)
+        return np.concatenate([head] + self.ops).astype(np.int64)
 
     def fspec(self):
         return np.array(self.fvals, np.float64)
@@ -398,22 +414,36 @@ class ProgramBuilder:
         return self.scratch + max(1, batch) * 2 * self.wa
 
 
+_LAYOUTS = {OP_DENSE: DENSE, OP_DROPOUT: DROPOUT, OP_BN: BATCH_NORM, OP_ADD: ADD}
+
+
+def records(spec, p0):
+    """The program at ``spec[p0:]`` as a list of ``{field: value}`` dicts (one per op,
+    named by the op's layout)."""
+    n_ops = int(spec[p0 + PROGRAM.n_ops])
+    out = []
+    for o in range(n_ops):
+        r = p0 + HEADER + o * OPW
+        layout = _LAYOUTS.get(int(spec[r]))
+        if layout is None:
+            raise ValueError(f"unknown layer op {int(spec[r])} in program record {o}")
+        out.append(unpack(layout, spec, r))
+    return out
+
+
 def describe(spec, p0, fspec):
     """The layer sequence of the program at ``spec[p0:]`` as readable tuples:
     ``("dense", in, out, activation, has_bias)``, ``("dropout", rate)``,
     ``("batch_norm", d)``, ``("add", d, activation)``."""
-    n_ops = int(spec[p0])
     out = []
-    for o in range(n_ops):
-        r = p0 + HEADER + o * OPW
-        op = int(spec[r])
-        if op == OP_DENSE:
-            out.append(("dense", int(spec[r + 2]), int(spec[r + 4]),
-                        ACTIVATION_NAMES[int(spec[r + 6])], bool(spec[r + 7])))
-        elif op == OP_DROPOUT:
-            out.append(("dropout", round(float(fspec[spec[r + 5]]), 10)))
-        elif op == OP_BN:
-            out.append(("batch_norm", int(spec[r + 2])))
-        elif op == OP_ADD:
-            out.append(("add", int(spec[r + 4]), ACTIVATION_NAMES[int(spec[r + 5])]))
+    for rec in records(spec, p0):
+        if rec["op"] == OP_DENSE:
+            out.append(("dense", rec["nin"], rec["nout"], ACTIVATION_NAMES[rec["act"]],
+                        bool(rec["has_bias"])))
+        elif rec["op"] == OP_DROPOUT:
+            out.append(("dropout", round(float(fspec[rec["rate"]]), 10)))
+        elif rec["op"] == OP_BN:
+            out.append(("batch_norm", rec["d"]))
+        else:
+            out.append(("add", rec["d"], ACTIVATION_NAMES[rec["act"]]))
     return out

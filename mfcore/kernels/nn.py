@@ -8,37 +8,39 @@ Every one of these models predicts::
 where
 
 - the *MLP* is a layer program (:mod:`.mlp`) whose input tensors are filled, per sample,
-  with columns of ``U[u]`` and ``I[i]``: ``ws[in_u + j] = U[u, u_col + j]`` (``j <
-  u_len``) and ``ws[in_i + j] = I[i, i_col + j]``. Concatenation ``[e_u, e_m]`` is
-  ``in_i = in_u + u_len``; two towers use separate tensors;
-- *dot* is either ``U[u, du:du+L] . I[i, di:di+L]`` (mode 1, mixed-bias' ``e_u . e_m``) or
-  the dot product of two program tensors (mode 2, mixed-interaction's ``T(e_u) . T'(e_m)``);
-- the scalar biases are columns of ``U`` and ``I``.
+  with columns of the user row and the item row (tables ``users`` t=0 and ``items``
+  t=1): tensor ``in_u`` unit ``j`` = user column ``u_col + j`` (``j < u_len``), likewise
+  ``in_i``/``i_col``/``i_len``. Concatenation ``[e_u, e_m]`` is ``in_i = in_u + u_len``;
+  two towers use separate tensors;
+- *dot* is either ``users[u, dot_u : dot_u+L] . items[i, dot_i : dot_i+L]`` (mode
+  ``DOT_TABLES``, mixed-bias' ``e_u . e_m``) or the dot product of two program tensors
+  ``dot_u`` and ``dot_i`` (mode ``DOT_TENSORS``, mixed-interaction's ``T(e_u) . T'(e_m)``);
+- the scalar biases are columns ``bias_u``/``bias_i`` of the tables (-1: none); ``out`` is
+  the program tensor added to ``z`` (-1: none).
 
 Backward for the batch mean of ``(y_hat - y)^2``: ``d = 2 (y_hat - y)/n * dy_hat/dz``; dot
-mode 1 adds ``d q`` / ``d p`` to the table rows, mode 2 adds ``d T'(e_m)`` / ``d T(e_u)`` to
-the tower outputs' gradients, the MLP output's gradient gets ``d``, biases get ``d``; the
-program's backward pass then yields the input tensors' gradients, which are scattered into
-``GU[b, u_col:]`` and ``GI[b, i_col:]``.
+mode ``DOT_TABLES`` adds ``d q`` / ``d p`` to the rows' gradients, ``DOT_TENSORS`` adds
+``d T'(e_m)`` / ``d T(e_u)`` to the tower outputs' gradients, the MLP output's gradient
+gets ``d``, biases get ``d``; the program's backward pass then yields the input tensors'
+gradients, which join the rows' gradients before they are emitted.
 
-spec = ``[p0, in_u, u_col, u_len, in_i, i_col, i_len, dot_mode, du, di, dot_len, out_t,
-bias_u, bias_i, sigmoid]`` then the program at ``p0``; fspec = ``[scale, program floats...]``.
+``spec``: the header :data:`HEAD` (``p0`` = where the program starts) then the program;
+``fspec = [scale, program floats...]``. Workspace: the program's (see
+:class:`mlp.ProgramBuilder`) plus one staged row gradient per sample and table, after the
+batch's program rows.
 """
 
 from numba import njit
 
+from ..engine.contract import emit, touch as touch_row
+from ..engine.samples import ITEM, RATING, USER
+from ..layout import fields
+from . import mlp
 from .output import output
 
-from . import mlp
-
-H_P0 = 0
-H_IN_U, H_U_COL, H_U_LEN = 1, 2, 3
-H_IN_I, H_I_COL, H_I_LEN = 4, 5, 6
-H_DOT_MODE, H_DOT_U, H_DOT_I, H_DOT_LEN = 7, 8, 9, 10
-H_OUT = 11
-H_BIAS_U, H_BIAS_I = 12, 13
-H_SIGMOID = 14
-HEADER_LEN = 15
+USERS, ITEMS = 0, 1
+HEAD = fields("NNHead", "p0 in_u u_col u_len in_i i_col i_len dot_mode dot_u dot_i dot_len "
+                        "out bias_u bias_i sigmoid")
 
 DOT_NONE = 0
 DOT_TABLES = 1
@@ -47,73 +49,89 @@ DOT_TENSORS = 2
 
 @njit(cache=True, inline="always")
 def _row_base(spec, p0, b):
-    return spec[p0 + 2] + b * 2 * spec[p0 + 1]
+    return spec[p0 + mlp.PROGRAM.scratch] + b * 2 * spec[p0 + mlp.PROGRAM.width]
 
 
 @njit(cache=True)
-def _gather(spec, U, I, users, items, n, ws):
-    p0 = spec[H_P0]
-    in_u, uc, ul = spec[H_IN_U], spec[H_U_COL], spec[H_U_LEN]
-    in_i, ic, il = spec[H_IN_I], spec[H_I_COL], spec[H_I_LEN]
+def _gather(T, spec, S, start, n, ws):
+    p0 = spec[HEAD.p0]
+    in_u, uc, ul = spec[HEAD.in_u], spec[HEAD.u_col], spec[HEAD.u_len]
+    in_i, ic, il = spec[HEAD.in_i], spec[HEAD.i_col], spec[HEAD.i_len]
+    cu, ci = T.cols[USERS], T.cols[ITEMS]
     for b in range(n):
         base = _row_base(spec, p0, b)
-        u = users[b]
-        i = items[b]
+        ub = T.off[USERS] + S.X[start + b, USER] * cu + uc
+        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci + ic
         for j in range(ul):
-            ws[base + in_u + j] = U[u, uc + j]
+            ws[base + in_u + j] = T.W[ub + j]
         for j in range(il):
-            ws[base + in_i + j] = I[i, ic + j]
+            ws[base + in_i + j] = T.W[ib + j]
 
 
 @njit(cache=True, inline="always")
-def _z(spec, U, I, u, i, ws, base):
-    mode = spec[H_DOT_MODE]
-    du, di, dl = spec[H_DOT_U], spec[H_DOT_I], spec[H_DOT_LEN]
+def _z(spec, W, ub, ib, ws, base):
+    """``z`` of one sample whose user row starts at ``W[ub]`` and item row at ``W[ib]``."""
+    mode = spec[HEAD.dot_mode]
+    du, di, dl = spec[HEAD.dot_u], spec[HEAD.dot_i], spec[HEAD.dot_len]
     z = 0.0
     if mode == DOT_TABLES:
         for f in range(dl):
-            z += U[u, du + f] * I[i, di + f]
+            z += W[ub + du + f] * W[ib + di + f]
     elif mode == DOT_TENSORS:
         for f in range(dl):
             z += ws[base + du + f] * ws[base + di + f]
-    if spec[H_OUT] >= 0:
-        z += ws[base + spec[H_OUT]]
-    if spec[H_BIAS_U] >= 0:
-        z += U[u, spec[H_BIAS_U]]
-    if spec[H_BIAS_I] >= 0:
-        z += I[i, spec[H_BIAS_I]]
+    if spec[HEAD.out] >= 0:
+        z += ws[base + spec[HEAD.out]]
+    if spec[HEAD.bias_u] >= 0:
+        z += W[ub + spec[HEAD.bias_u]]
+    if spec[HEAD.bias_i] >= 0:
+        z += W[ib + spec[HEAD.bias_i]]
     return z
 
 
 @njit(cache=True)
-def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
-                     GU, GI, gtheta, ws, seed, step, training):
-    p0 = spec[H_P0]
-    wa = spec[p0 + 1]
-    sig = spec[H_SIGMOID] != 0
+def touch(T, P, S, start, n, K):
+    for j in range(start, start + n):
+        touch_row(T, K, USERS, S.X[j, USER])
+        touch_row(T, K, ITEMS, S.X[j, ITEM])
+
+
+@njit(cache=True)
+def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
+    spec, fspec, theta = P.spec, P.fspec, P.theta
+    W = T.W
+    p0 = spec[HEAD.p0]
+    wa = spec[p0 + mlp.PROGRAM.width]
+    sig = spec[HEAD.sigmoid] != 0
     scale = fspec[0]
-    _gather(spec, U, I, users, items, n, ws)
-    mlp.forward(spec, p0, fspec, theta, state, ws, n, seed, step, training)
+    cu, ci = T.cols[USERS], T.cols[ITEMS]
+    stage = _row_base(spec, p0, n)  # per-sample row gradients: users then items
+    _gather(T, spec, S, start, n, ws)
+    mlp.forward(spec, p0, fspec, theta, P.state, ws, n, seed, step, training)
     mlp.zero_grads(spec, p0, ws, n)
-    mode = spec[H_DOT_MODE]
-    du, di, dl = spec[H_DOT_U], spec[H_DOT_I], spec[H_DOT_LEN]
-    out_t, bu, bi = spec[H_OUT], spec[H_BIAS_U], spec[H_BIAS_I]
+    for j in range(stage, stage + n * (cu + ci)):
+        ws[j] = 0.0
+    mode = spec[HEAD.dot_mode]
+    du, di, dl = spec[HEAD.dot_u], spec[HEAD.dot_i], spec[HEAD.dot_len]
+    out_t, bu, bi = spec[HEAD.out], spec[HEAD.bias_u], spec[HEAD.bias_i]
     two_over_n = 2.0 / n
     sse = 0.0
     for b in range(n):
         base = _row_base(spec, p0, b)
-        u = users[b]
-        i = items[b]
-        z = _z(spec, U, I, u, i, ws, base)
+        ub = T.off[USERS] + S.X[start + b, USER] * cu
+        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci
+        gu = stage + b * (cu + ci)
+        gi = gu + cu
+        z = _z(spec, W, ub, ib, ws, base)
         p, dp = output(z, sig, scale)
-        err = p - y[b]
+        err = p - S.Xf[start + b, RATING]
         sse += err * err
         d = two_over_n * err * dp
         if mode == DOT_TABLES:
             for f in range(dl):
-                pu = U[u, du + f]
-                GU[b, du + f] += d * I[i, di + f]
-                GI[b, di + f] += d * pu
+                pu = W[ub + du + f]
+                ws[gu + du + f] += d * W[ib + di + f]
+                ws[gi + di + f] += d * pu
         elif mode == DOT_TENSORS:
             g = base + wa
             for f in range(dl):
@@ -122,43 +140,58 @@ def forward_backward(spec, fspec, U, I, theta, state, users, items, y, n,
         if out_t >= 0:
             ws[base + wa + out_t] += d
         if bu >= 0:
-            GU[b, bu] += d
+            ws[gu + bu] += d
         if bi >= 0:
-            GI[b, bi] += d
-    mlp.backward(spec, p0, fspec, theta, gtheta, ws, n)
-    in_u, uc, ul = spec[H_IN_U], spec[H_U_COL], spec[H_U_LEN]
-    in_i, ic, il = spec[H_IN_I], spec[H_I_COL], spec[H_I_LEN]
+            ws[gi + bi] += d
+    mlp.backward(spec, p0, fspec, theta, R.gtheta, ws, n)
+    in_u, uc, ul = spec[HEAD.in_u], spec[HEAD.u_col], spec[HEAD.u_len]
+    in_i, ic, il = spec[HEAD.in_i], spec[HEAD.i_col], spec[HEAD.i_len]
     for b in range(n):
         g = _row_base(spec, p0, b) + wa
-        u = users[b]
-        i = items[b]
+        gu = stage + b * (cu + ci)
+        gi = gu + cu
         for j in range(ul):
-            GU[b, uc + j] += ws[g + in_u + j]
+            ws[gu + uc + j] += ws[g + in_u + j]
         for j in range(il):
-            GI[b, ic + j] += ws[g + in_i + j]
+            ws[gi + ic + j] += ws[g + in_i + j]
+        emit(T, R, USERS, S.X[start + b, USER], ws[gu:gu + cu])
+    for b in range(n):
+        gi = stage + b * (cu + ci) + cu
+        emit(T, R, ITEMS, S.X[start + b, ITEM], ws[gi:gi + ci])
     return sse
 
 
 @njit(cache=True)
-def predict(spec, fspec, U, I, theta, state, users, items, n, out, ws):
-    p0 = spec[H_P0]
-    sig = spec[H_SIGMOID] != 0
-    scale = fspec[0]
-    _gather(spec, U, I, users, items, n, ws)
-    mlp.forward(spec, p0, fspec, theta, state, ws, n, 0, 0, False)
+def predict(T, P, S, start, n, out, ws):
+    spec = P.spec
+    p0 = spec[HEAD.p0]
+    sig = spec[HEAD.sigmoid] != 0
+    scale = P.fspec[0]
+    cu, ci = T.cols[USERS], T.cols[ITEMS]
+    _gather(T, spec, S, start, n, ws)
+    mlp.forward(spec, p0, P.fspec, P.theta, P.state, ws, n, 0, 0, False)
     for b in range(n):
-        z = _z(spec, U, I, users[b], items[b], ws, _row_base(spec, p0, b))
+        ub = T.off[USERS] + S.X[start + b, USER] * cu
+        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci
+        z = _z(spec, T.W, ub, ib, ws, _row_base(spec, p0, b))
         out[b] = output(z, sig, scale)[0]
 
 
 @njit(cache=True)
-def tensor_values(spec, fspec, U, I, theta, state, users, items, n, ws, t, dim, out):
-    """Inference forward for ``n`` pairs; copy tensor ``t`` (``dim`` units) into
-    ``out[:n]`` (used for the item tower's output embeddings)."""
-    p0 = spec[H_P0]
-    _gather(spec, U, I, users, items, n, ws)
-    mlp.forward(spec, p0, fspec, theta, state, ws, n, 0, 0, False)
+def tensor_values(T, P, S, start, n, ws, t, dim, out):
+    """Inference forward for records ``start .. start+n-1``; copy tensor ``t`` (``dim``
+    units) into ``out[:n]`` (used for the item tower's output embeddings)."""
+    spec = P.spec
+    p0 = spec[HEAD.p0]
+    _gather(T, spec, S, start, n, ws)
+    mlp.forward(spec, p0, P.fspec, P.theta, P.state, ws, n, 0, 0, False)
     for b in range(n):
         base = _row_base(spec, p0, b)
         for j in range(dim):
             out[b, j] = ws[base + t + j]
+
+
+def workspace_size(program_size, batch, row_cols):
+    """Floats of scratch for ``batch`` samples: the program's plus the staged row
+    gradients (``row_cols`` = user columns + item columns per sample)."""
+    return program_size + max(1, batch) * row_cols

@@ -21,45 +21,16 @@ def uniform(seed, a, b, c):
 
 
 @njit(cache=True, inline="always")
-def _epoch_state(seed, epoch):
+def epoch_state(seed, epoch):
+    """The generator state that starts epoch ``epoch`` of a run seeded ``seed``."""
     s = mix64(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(epoch + 1))
     return s if s != 0 else np.uint64(1)
 
 
 @njit(cache=True, inline="always")
-def _next(s):
+def xorshift(s):
     """One xorshift64 step."""
     s ^= s << np.uint64(13)
     s ^= s >> np.uint64(7)
     s ^= s << np.uint64(17)
     return s
-
-
-@njit(cache=True)
-def shuffle_into(users, items, y, seed, epoch, out_users, out_items, out_y):
-    """Write a uniformly random permutation of the samples into the ``out_*`` arrays, fixed
-    by (seed, epoch): Fisher-Yates on copies, so that the epoch loop then reads its samples
-    sequentially instead of through an index.
-
-    The index in ``[0, i]`` comes from Lemire's multiply-shift of the generator's high 32
-    bits instead of a 64-bit modulo (five times cheaper here); its bias, below i / 2^32, is
-    far under anything a training run could detect.
-    """
-    n = users.size
-    for j in range(n):
-        out_users[j] = users[j]
-        out_items[j] = items[j]
-        out_y[j] = y[j]
-    s = _epoch_state(seed, epoch)
-    for i in range(n - 1, 0, -1):
-        s = _next(s)
-        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        tu = out_users[i]
-        out_users[i] = out_users[r]
-        out_users[r] = tu
-        ti = out_items[i]
-        out_items[i] = out_items[r]
-        out_items[r] = ti
-        ty = out_y[i]
-        out_y[i] = out_y[r]
-        out_y[r] = ty

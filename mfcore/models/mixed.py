@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine import samples
 from ..errors import ModelError
-from ..engine import trainer
 from ..kernels import mlp
 from ..kernels import nn as kernel
-from .mf import check_factors, check_init, check_l2, init_table
+from .base import PREDICT_CHUNK
+from .mf import check_factors, check_init, check_l2, check_scale
 from .nn import (_ProgramModel, check_activation, check_bool, check_rate, check_widths,
-                 l2_columns, normalise, per_layer)
-
-
-def _check_scale(scale):
-    if not (isinstance(scale, (int, float, np.floating)) and scale > 0 and np.isfinite(scale)):
-        raise ModelError(f"scale must be a positive number, got {scale!r}")
+                 normalise, per_layer)
 
 
 class MixedBias(_ProgramModel):
@@ -58,8 +54,6 @@ class MixedBias(_ProgramModel):
         self.init = init
         self.init_scale = init_scale
         self.seed = seed
-        self._validate()
-        self._reset()
 
     def _validate(self):
         check_factors(self.factors)
@@ -69,7 +63,7 @@ class MixedBias(_ProgramModel):
         check_activation(self.activation)
         self._dropouts = per_layer(self.dropout, len(self._hidden), "dropout", check_rate)
         check_bool(self.sigmoid, "sigmoid")
-        _check_scale(self.scale)
+        check_scale(self.scale)
         check_l2(self.l2, self.l2_mode)
         check_init(self.init, self.init_scale)
 
@@ -82,10 +76,8 @@ class MixedBias(_ProgramModel):
     def _cols(self):
         return self.factors + self.bias_factors
 
-    def _build(self, n_users, n_items, rng):
+    def _design(self, n_users, n_items):
         f, bf = self.factors, self.bias_factors
-        U = init_table(rng, n_users, self._cols, self.init, self.init_scale)
-        I = init_table(rng, n_items, self._cols, self.init, self.init_scale)
         b = mlp.ProgramBuilder(fspec_base=1)
         x = b.tensor(2 * bf)
         d = 2 * bf
@@ -95,17 +87,10 @@ class MixedBias(_ProgramModel):
             if rate > 0:
                 x = b.dropout(x, d, rate)
         out = b.dense(x, d, 1, "linear")
-        header = {kernel.H_IN_U: 0, kernel.H_U_COL: f, kernel.H_U_LEN: bf,
-                  kernel.H_IN_I: bf, kernel.H_I_COL: f, kernel.H_I_LEN: bf,
-                  kernel.H_DOT_MODE: kernel.DOT_TABLES, kernel.H_DOT_U: 0,
-                  kernel.H_DOT_I: 0, kernel.H_DOT_LEN: f,
-                  kernel.H_OUT: out, kernel.H_SIGMOID: int(self.sigmoid)}
-        theta, state, spec, fspec = self._assemble(header, b, self.scale, rng)
-        return U, I, theta, state, spec, fspec
-
-    def _l2_columns(self):
-        c = np.full(self._cols, self.l2, np.float32)
-        return l2_columns((c, c.copy()), self.l2_mode)
+        tables = self._embedding_tables(n_users, n_items, self._cols, self.l2)
+        return self._program_design(tables, b, self.scale, in_u=0, u_col=f, u_len=bf, in_i=bf,
+                                    i_col=f, i_len=bf, dot_mode=kernel.DOT_TABLES, dot_u=0,
+                                    dot_i=0, dot_len=f, out=out, sigmoid=int(self.sigmoid))
 
     @classmethod
     def gradcheck_configs(cls):
@@ -123,10 +108,6 @@ class MixedBias(_ProgramModel):
         """The items' dot-product factors ``e_m``."""
         self._require_fitted()
         return self.I_[:, :self.factors]
-
-    def user_embeddings(self):
-        self._require_fitted()
-        return self.U_[:, :self.factors]
 
 
 class MixedInteraction(_ProgramModel):
@@ -169,8 +150,6 @@ class MixedInteraction(_ProgramModel):
         self.init = init
         self.init_scale = init_scale
         self.seed = seed
-        self._validate()
-        self._reset()
 
     def _validate(self):
         check_factors(self.factors)
@@ -183,7 +162,7 @@ class MixedInteraction(_ProgramModel):
         self._dropouts = per_layer(self.dropout, len(self._tower) - 1, "dropout", check_rate)
         check_bool(self.tower_bias, "tower_bias")
         check_bool(self.sigmoid, "sigmoid")
-        _check_scale(self.scale)
+        check_scale(self.scale)
         check_l2(self.l2, self.l2_mode)
         check_init(self.init, self.init_scale)
 
@@ -202,28 +181,20 @@ class MixedInteraction(_ProgramModel):
                 x = b.dropout(x, d, self._dropouts[j])
         return x, d
 
-    def _build(self, n_users, n_items, rng):
+    def _design(self, n_users, n_items):
         k = self.factors
-        U = init_table(rng, n_users, k + 1, self.init, self.init_scale)
-        I = init_table(rng, n_items, k + 1, self.init, self.init_scale)
         b = mlp.ProgramBuilder(fspec_base=1)
         tu = b.tensor(k)
         ti = b.tensor(k)
         ou, d = self._tower_ops(b, tu)
         om, _ = self._tower_ops(b, ti)
-        self._item_out = (om, d)
-        header = {kernel.H_IN_U: tu, kernel.H_U_COL: 0, kernel.H_U_LEN: k,
-                  kernel.H_IN_I: ti, kernel.H_I_COL: 0, kernel.H_I_LEN: k,
-                  kernel.H_DOT_MODE: kernel.DOT_TENSORS, kernel.H_DOT_U: ou,
-                  kernel.H_DOT_I: om, kernel.H_DOT_LEN: d,
-                  kernel.H_BIAS_U: k, kernel.H_BIAS_I: k, kernel.H_SIGMOID: int(self.sigmoid)}
-        theta, state, spec, fspec = self._assemble(header, b, self.scale, rng)
-        return U, I, theta, state, spec, fspec
-
-    def _l2_columns(self):
-        c = np.zeros(self.factors + 1, np.float32)
-        c[:self.factors] = self.l2
-        return l2_columns((c, c.copy()), self.l2_mode)
+        l2 = np.zeros(k + 1)
+        l2[:k] = self.l2
+        tables = self._embedding_tables(n_users, n_items, k + 1, l2)
+        return self._program_design(tables, b, self.scale, notes={"item_out": (om, d)},
+                                    in_u=tu, u_col=0, u_len=k, in_i=ti, i_col=0, i_len=k,
+                                    dot_mode=kernel.DOT_TENSORS, dot_u=ou, dot_i=om, dot_len=d,
+                                    bias_u=k, bias_i=k, sigmoid=int(self.sigmoid))
 
     @classmethod
     def gradcheck_configs(cls):
@@ -238,21 +209,14 @@ class MixedInteraction(_ProgramModel):
     def item_embeddings(self):
         """The item tower's outputs ``T'(e_m)``, the vectors that enter the dot product."""
         self._require_fitted()
-        if getattr(self, "_item_out", None) is None:
-            self._build(1, 1, np.random.default_rng(0))
-        t, d = self._item_out
+        t, d = self.design_.notes["item_out"]
         n = self.I_.shape[0]
         out = np.zeros((n, d), np.float32)
-        chunk = max(1, min(trainer.EVAL_CHUNK, n))
-        ws = np.zeros(self._workspace_size(chunk), np.float32)
-        users = np.zeros(chunk, np.int32)
+        chunk = max(1, min(PREDICT_CHUNK, n))
+        ws = self._workspace(chunk)
+        S = samples.pack(np.zeros(n, np.int32), np.arange(n, dtype=np.int32))
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
-            items = np.arange(start, start + m, dtype=np.int32)
-            kernel.tensor_values(self.spec_, self.fspec_, self.U_, self.I_, self.theta_,
-                                 self.state_, users, items, m, ws, t, d, out[start:start + m])
+            kernel.tensor_values(self.tables_.arena, self._params(), S, start, m, ws, t, d,
+                                 out[start:start + m])
         return out
-
-    def user_embeddings(self):
-        self._require_fitted()
-        return self.U_[:, :self.factors]

@@ -5,12 +5,13 @@ import numbers
 
 import numpy as np
 
+from ..engine.tables import TableSpec
 from ..errors import ModelError
 from ..kernels import mlp
 from ..kernels import nn as kernel
-from ..kernels.dispatch import KIND_NN
-from .base import RatingModel
-from .mf import check_factors, check_init, check_l2, init_table
+from ..layout import pack
+from .base import Design, RatingModel
+from .mf import check_factors, check_init, check_l2
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
@@ -64,49 +65,47 @@ def normalise(v):
     return tuple(v) if isinstance(v, list) else v
 
 
-def l2_columns(coeffs, mode):
-    """(user_keras, item_keras, user_sample, item_sample) from per-column coefficients."""
-    cu, ci = coeffs
-    zu, zi = np.zeros_like(cu), np.zeros_like(ci)
-    if mode == "keras":
-        return cu, ci, zu, zi
-    return zu, zi, cu, ci
-
-
 class _ProgramModel(RatingModel):
     """A model whose kernel is :mod:`mfcore.kernels.nn` (a layer program plus a head)."""
 
-    kind = KIND_NN
+    kernel = "nn"
 
-    def _assemble(self, header, builder, scale, rng, theta_size=None):
-        """spec/fspec/theta/state from a header dict and a finished ProgramBuilder."""
-        spec_head = np.full(kernel.HEADER_LEN, -1, np.int64)
-        spec_head[kernel.H_P0] = kernel.HEADER_LEN
-        for key, value in header.items():
-            spec_head[key] = value
-        spec = np.concatenate([spec_head, builder.program()])
+    def _program_design(self, tables, builder, scale, notes=None, **head):
+        """A Design from the two tables, a finished ProgramBuilder and the head's fields
+        (:data:`mfcore.kernels.nn.HEAD`; fields not given are -1, "none")."""
+        values = {f: -1 for f in kernel.HEAD._fields}
+        values.update(head, p0=len(kernel.HEAD))
+        spec = np.concatenate([pack(kernel.HEAD, **values), builder.program()])
         fspec = np.concatenate([[float(scale)], builder.fspec()])
-        theta = np.zeros(builder.n_theta, np.float32)
-        builder.init_theta(theta, rng)
-        state = np.zeros(builder.n_state, np.float32)
-        builder.init_state(state)
-        self._ws_rows = (builder.scratch, builder.wa)
-        return theta, state, spec, fspec
+        row_cols = sum(t.cols for t in tables)
 
-    def _workspace_size(self, batch):
-        if getattr(self, "_ws_rows", None) is None:
-            self._build(1, 1, np.random.default_rng(0))
-        scratch, wa = self._ws_rows
-        return scratch + max(1, batch) * 2 * wa
+        def init_dense(theta, state, rng):
+            builder.init_theta(theta, rng)
+            builder.init_state(state)
+
+        return Design(tables=tables, spec=spec, fspec=fspec, theta_size=builder.n_theta,
+                      state_size=builder.n_state, init_dense=init_dense,
+                      workspace=lambda batch: kernel.workspace_size(
+                          builder.workspace_size(batch), batch, row_cols),
+                      notes=notes or {})
+
+    def _embedding_tables(self, n_users, n_items, cols, l2):
+        """The ``users`` and ``items`` tables: ``cols`` columns, per-column L2 ``l2``."""
+        return [TableSpec(name, rows, cols, init=self.init, scale=self.init_scale, l2=l2,
+                          l2_mode=self.l2_mode)
+                for name, rows in (("users", n_users), ("items", n_items))]
 
     def layers(self):
         """The layer sequence of the network, e.g. ``[("dense", 20, 15, "relu", True),
         ("dropout", 0.4), ("dense", 15, 1, "linear", True)]`` (see
         :func:`mfcore.kernels.mlp.describe`)."""
-        spec, fspec = self.spec_, self.fspec_
-        if spec is None:
-            _, _, _, _, spec, fspec = self._build(1, 1, np.random.default_rng(0))
-        return mlp.describe(spec, int(spec[kernel.H_P0]), fspec)
+        if getattr(self, "spec_", None) is not None:
+            spec, fspec = self.spec_, self.fspec_
+        else:
+            self._check()
+            d = self._design(1, 1)
+            spec, fspec = d.spec, d.fspec
+        return mlp.describe(spec, int(spec[kernel.HEAD.p0]), fspec)
 
 
 class NN(_ProgramModel):
@@ -158,8 +157,6 @@ class NN(_ProgramModel):
         self.init = init
         self.init_scale = init_scale
         self.seed = seed
-        self._validate()
-        self._reset()
 
     def _validate(self):
         check_factors(self.factors)
@@ -192,10 +189,8 @@ class NN(_ProgramModel):
                 x = b.batch_norm(x, d, BN_MOMENTUM, BN_EPSILON)
         return x, d
 
-    def _build(self, n_users, n_items, rng):
+    def _design(self, n_users, n_items):
         k = self.factors
-        U = init_table(rng, n_users, k, self.init, self.init_scale)
-        I = init_table(rng, n_items, k, self.init, self.init_scale)
         b = mlp.ProgramBuilder(fspec_base=1)
         x = b.tensor(2 * k)
         d = 2 * k
@@ -203,16 +198,10 @@ class NN(_ProgramModel):
             x = b.dropout(x, d, self._input_dropout)
         x, d = self._body(b, x, d)
         out = b.dense(x, d, 1, "linear")
-        header = {kernel.H_IN_U: 0, kernel.H_U_COL: 0, kernel.H_U_LEN: k,
-                  kernel.H_IN_I: k, kernel.H_I_COL: 0, kernel.H_I_LEN: k,
-                  kernel.H_DOT_MODE: kernel.DOT_NONE, kernel.H_DOT_LEN: 0,
-                  kernel.H_OUT: out, kernel.H_SIGMOID: 0}
-        theta, state, spec, fspec = self._assemble(header, b, 1.0, rng)
-        return U, I, theta, state, spec, fspec
-
-    def _l2_columns(self):
-        c = np.full(self.factors, self.l2, np.float32)
-        return l2_columns((c, c.copy()), self.l2_mode)
+        tables = self._embedding_tables(n_users, n_items, k, self.l2)
+        return self._program_design(tables, b, 1.0, in_u=0, u_col=0, u_len=k, in_i=k, i_col=0,
+                                    i_len=k, dot_mode=kernel.DOT_NONE, dot_len=0, out=out,
+                                    sigmoid=0)
 
     @classmethod
     def gradcheck_configs(cls):
@@ -234,10 +223,6 @@ class NN(_ProgramModel):
     def item_embeddings(self):
         self._require_fitted()
         return self.I_[:, :self.factors]
-
-    def user_embeddings(self):
-        self._require_fitted()
-        return self.U_[:, :self.factors]
 
 
 class Linear(NN):

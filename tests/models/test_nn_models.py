@@ -5,10 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mfcore import gradcheck
 from mfcore.data.ratings import Ratings
 from mfcore.errors import ModelError
-from mfcore.kernels import mlp
 from mfcore.models import (MODELS, Linear, MixedBias, MixedInteraction, NN, ResidualNN,
                            create_model, load_model)
 
@@ -138,81 +136,11 @@ def test_linear_is_dense_over_concat(toy):
     np.testing.assert_allclose(m._predict_indices(u, i), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_gradients(name):
-    results = gradcheck.run_all([name])
-    assert results
-    bad = [(r.model, r.config, r.max_rel_error) for r in results if not r.ok]
-    assert bad == []
-
-
-def test_every_option_is_gradchecked():
-    configs = [p for n, p in gradcheck.gradcheck_configs() if n in NAMES]
-    assert any(p.get("batch_norm") for p in configs)
-    assert any(p.get("input_dropout") for p in configs)
-    assert any(p.get("l2") for p in configs)
-    acts = {p.get("activation") for p in configs}
-    assert set(mlp.ACTIVATIONS) <= acts | {"relu", "linear"}
-
-
-def _forward(builder, x, theta, state, training, seed=0, step=1):
-    spec = builder.program()
-    n, d = x.shape
-    ws = np.zeros(builder.workspace_size(n))
-    row = 2 * builder.wa
-    for b in range(n):
-        ws[builder.scratch + b * row: builder.scratch + b * row + d] = x[b]
-    mlp.forward(spec, 0, builder.fspec(), theta, state, ws, n, seed, step, training)
-    return ws, row
-
-
-def test_batch_norm_matches_keras_formula():
-    b = mlp.ProgramBuilder()
-    x_t = b.tensor(3)
-    y_t = b.batch_norm(x_t, 3, momentum=0.99, epsilon=1e-3)
-    rng = np.random.default_rng(0)
-    x = rng.normal(2.0, 3.0, (7, 3))
-    theta = np.zeros(b.n_theta)
-    b.init_theta(theta, rng)
-    theta[:3] = [1.5, 0.5, 2.0]
-    theta[3:] = [0.1, -0.2, 0.3]
-    state = np.zeros(b.n_state)
-    b.init_state(state)
-    ws, row = _forward(b, x, theta, state, True)
-    mean, var = x.mean(0), x.var(0)  # biased variance, as Keras 3
-    want = theta[:3] * (x - mean) / np.sqrt(var + 1e-3) + theta[3:]
-    got = np.array([ws[b.scratch + i * row + y_t: b.scratch + i * row + y_t + 3] for i in range(7)])
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-    np.testing.assert_allclose(state[:3], 0.01 * mean)
-    np.testing.assert_allclose(state[3:], 0.99 + 0.01 * var)
-    ws, row = _forward(b, x, theta, state, False)  # inference: moving averages
-    want = theta[:3] * (x - state[:3]) / np.sqrt(state[3:] + 1e-3) + theta[3:]
-    got = np.array([ws[b.scratch + i * row + y_t: b.scratch + i * row + y_t + 3] for i in range(7)])
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-
-
-def test_dropout_is_inverted_and_deterministic():
-    b = mlp.ProgramBuilder()
-    x_t = b.tensor(50)
-    y_t = b.dropout(x_t, 50, 0.4)
-    x = np.ones((200, 50))
-    th, st = np.zeros(0), np.zeros(0)
-    ws, row = _forward(b, x, th, st, True, seed=3, step=7)
-    y = np.array([ws[i * row + y_t: i * row + y_t + 50] for i in range(200)])
-    assert set(np.round(np.unique(y), 12)) == {0.0, round(1 / 0.6, 12)}
-    assert abs((y > 0).mean() - 0.6) < 0.02
-    ws2, _ = _forward(b, x, th, st, True, seed=3, step=7)
-    np.testing.assert_array_equal(ws, ws2)
-    ws3, _ = _forward(b, x, th, st, True, seed=3, step=8)
-    assert not np.array_equal(ws, ws3)
-    ws4, _ = _forward(b, x, th, st, False)
-    y = np.array([ws4[i * row + y_t: i * row + y_t + 50] for i in range(200)])
-    np.testing.assert_array_equal(y, x)
-
-
 def test_glorot_init():
     m = NN(50)
-    _, _, theta, state, spec, fspec = m._build(5, 5, np.random.default_rng(0))
+    m._check()
+    m._build(5, 5, np.random.default_rng(0))
+    theta = m.theta_
     W1 = theta[:100 * 75]
     lim = math.sqrt(6 / (100 + 75))
     assert np.abs(W1).max() <= lim and np.abs(W1).max() > 0.95 * lim
@@ -286,9 +214,13 @@ def test_mixed_interaction_item_embeddings_are_tower_outputs(toy):
     (MixedInteraction, dict(tower=(8, 4), dropout=(0.1, 0.2)), "dropout"),
     (MixedInteraction, dict(tower_bias=None), "tower_bias"),
 ])
-def test_bad_hyper_parameters(cls, params, needle):
+def test_bad_hyper_parameters(cls, params, needle, toy):
+    """scikit-learn's convention: the constructor only stores; fit and set_params check."""
+    model = cls(**params)
     with pytest.raises(ModelError, match=needle):
-        cls(**params)
+        model.fit(toy[0], epochs=1, verbose=0)
+    with pytest.raises(ModelError, match=needle):
+        cls().set_params(**params)
 
 
 def test_registered():

@@ -67,7 +67,7 @@ def test_early_stopping_option(run):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--model", "svdpp"], "unknown model"),
+    (["--model", "nosuchmodel"], "'nosuchmodel' is not one of"),
     (["--model", "mfb", "--hidden", "15"], "--hidden does not apply to model mfb"),
     (["--factors", "0"], "factors"),
     (["--optimizer", "rmsprop"], "rmsprop"),
@@ -138,6 +138,6 @@ def test_verbose_reports_parameters_and_overhead(run):
     res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--factors", "4",
               "--epochs", "1", "-v")
     assert res.exit_code == 0, res.stderr
-    assert "parameters: user table 4,715, item table 8,410" in res.stderr
+    assert "parameters: table users 4,715, table items 8,410" in res.stderr
     assert "outside the epochs" in res.stderr
     assert run("train", "-q", "-v").exit_code == 2

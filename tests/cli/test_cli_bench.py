@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from mfcore import bench as benchlib
 from mfcore.cli import main
-from test_bench_lib import FakeModel, make_fake_keras
+from fake_keras import FakeModel, make_fake_keras
 
 TINY = ["bench", "--ratings", "20000", "--models", "mf,mfb", "--factors", "4",
         "--repeat", "1"]

@@ -161,11 +161,11 @@ def test_load_rejects_bad_files(fitted, tmp_path):
     fitted.save(good)
     with np.load(good, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    arrays["U"] = arrays["U"][:, :3]
+    arrays["table.users"] = arrays["table.users"][:, :3]
     np.savez(tmp_path / "shape.npz", **arrays)
     with pytest.raises(ModelError, match="shape"):
         load_model(tmp_path / "shape.npz")
-    arrays["U"] = np.full_like(fitted.U_, np.nan)
+    arrays["table.users"] = np.full_like(fitted.U_, np.nan)
     np.savez(tmp_path / "nan.npz", **arrays)
     with pytest.raises(ModelError, match="NaN"):
         load_model(tmp_path / "nan.npz")
@@ -217,13 +217,19 @@ def test_dataframe_input_and_validation(ml100k):
         MFB().fit(df.rename(columns={"rating": "stars"}), epochs=1, verbose=0)
 
 
-def test_bad_hyper_parameters_are_clear():
+def test_bad_hyper_parameters_are_clear(ml100k_split):
     with pytest.raises(ModelError, match="factors"):
-        MFB(factors=0)
+        MFB(factors=0).fit(ml100k_split[0], epochs=1, verbose=0)
+    with pytest.raises(ModelError, match="factors"):
+        create_model("mfb", factors=0)
     with pytest.raises(ModelError, match="l2_mode"):
-        MFB(l2=0.1, l2_mode="sometimes")
+        MFB().set_params(l2=0.1, l2_mode="sometimes")
     with pytest.raises(ModelError, match="unknown model"):
         create_model("svd++")
+    with pytest.raises(ModelError, match="no parameter 'hidden'"):
+        create_model("mfb", hidden=(4,))
+    with pytest.raises(ModelError, match="seed"):
+        MFB(seed=-1).fit(ml100k_split[0], epochs=1, verbose=0)
     with pytest.raises(ModelError, match="not fitted"):
         MFB().predict([1], [1])
 
@@ -264,4 +270,5 @@ def test_second_moment_of_a_row_repeated_in_a_batch(keras_moments):
     d = 2 * (np.sum(P * Q[0], axis=1) - np.array([5.0, 1.0])) / 2  # d loss / d prediction
     g = d[:, None] * P  # per-occurrence gradients of the item row
     expect = (g ** 2).sum(axis=0) if keras_moments else g.sum(axis=0) ** 2
-    np.testing.assert_allclose(m.optimizer_state_.VI[0], 0.001 * expect, rtol=1e-4)
+    _, VI = m.optimizer_state_.moments(m.tables_, "items")
+    np.testing.assert_allclose(VI[0], 0.001 * expect, rtol=1e-4)

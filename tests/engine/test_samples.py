@@ -1,16 +1,36 @@
-"""The epoch shuffle: a deterministic, uniformly random permutation of the samples."""
+"""Packed per-rating records and the epoch shuffle: a deterministic, uniformly random
+permutation that moves whole records."""
 import numpy as np
 
-from mfcore.kernels.rng import shuffle_into, uniform
+from mfcore.engine.samples import (ITEM, RATING, USER, copy_into, empty_like, pack,
+                                   shuffle_into)
+from mfcore.kernels.rng import uniform
 
 
 def _shuffle(n, seed, epoch):
     users = np.arange(n, dtype=np.int32)
     items = (np.arange(n, dtype=np.int32) * 7) % 1000
     y = np.arange(n, dtype=np.float32)
-    out = np.empty_like(users), np.empty_like(items), np.empty_like(y)
-    shuffle_into(users, items, y, seed, epoch, *out)
-    return out
+    S = pack(users, items, y)
+    out = empty_like(S)
+    shuffle_into(S.X, seed, epoch, out.X)
+    return out.X[:, USER].copy(), out.X[:, ITEM].copy(), out.Xf[:, RATING].copy()
+
+
+def test_records_hold_ints_floats_and_context_in_one_row():
+    S = pack(np.array([3, 1]), np.array([7, 2]), np.array([4.5, 1.0], np.float32),
+             context=[np.array([11, 12]), np.array([0.25, -2.0], np.float32)])
+    assert S.X.shape == (2, 5) and S.X.dtype == np.int32
+    np.testing.assert_array_equal(S.X[:, USER], [3, 1])
+    np.testing.assert_array_equal(S.Xf[:, RATING], [4.5, 1.0])
+    np.testing.assert_array_equal(S.X[:, 3], [11, 12])
+    np.testing.assert_array_equal(S.Xf[:, 4], [0.25, -2.0])
+    out = empty_like(S)
+    copy_into(S.X, out.X)
+    np.testing.assert_array_equal(out.X, S.X)
+    shuffle_into(S.X, 0, 0, out.X)
+    row_of_user_1 = int(np.flatnonzero(out.X[:, USER] == 1)[0])
+    assert out.X[row_of_user_1, 3] == 12 and out.Xf[row_of_user_1, 4] == -2.0
 
 
 def test_permutation_keeps_rows_together_and_is_deterministic():

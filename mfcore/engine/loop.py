@@ -1,0 +1,101 @@
+"""The compiled part of training and prediction: batches of one epoch, and predictions
+over records, for any kernel family (:mod:`mfcore.kernels.dispatch`; each family gets its
+own compiled copy of these loops).
+
+Per batch (:func:`run_batches`)::
+
+    touched rows  <- kernel.touch(batch)                  rows the batch will read
+    [adam]        bring those rows up to date (lazy Keras-Adam catch-up)
+    sse           <- kernel.forward_backward(batch)       row gradients via emit()
+    loss          =  sse / n  (+ per-sample L2 penalty / n)
+    step          optimizer over touched rows, densely stepped tables, dense weights
+                  (+ Keras' whole-matrix L2 penalty into the loss)
+"""
+import math
+
+from numba import njit
+
+from ..kernels import FAST, dispatch
+from ..registry import ADAM
+from . import optim
+from .contract import G2_SUM
+
+STATUS_OK = 0
+STATUS_NONFINITE = 1
+
+
+@njit(cache=True, fastmath=FAST)
+def _square_sums(T, R, K):
+    """``G2 = G^2`` on the touched rows (the textbook second-moment input)."""
+    for j in range(K.count[0]):
+        t_idx = K.tab[j]
+        cols = T.cols[t_idx]
+        base = T.off[t_idx] + K.rows[j] * cols
+        for c in range(cols):
+            R.G2[base + c] = R.G[base + c] * R.G[base + c]
+
+
+@njit(cache=True, fastmath=FAST)
+def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
+    """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on batches ``b_first .. b_last-1`` of the epoch whose records,
+    already in epoch order, are ``S`` (batch ``b`` is records ``b*batch_size ...``).
+
+    ``O.step[0]`` is the global step count (advanced). Returns ``(sum over batches of batch
+    loss * batch size, samples seen, status)``; on a non-finite batch loss it stops before
+    updating anything, with status ``STATUS_NONFINITE``.
+    """
+    n_total = S.X.shape[0]
+    loss_sum = 0.0
+    seen = 0
+    for bi in range(b_first, b_last):
+        t = O.step[0] + 1
+        start = bi * cfg.batch_size
+        n = min(cfg.batch_size, n_total - start)
+        K.step[0] = t
+        K.count[0] = 0
+        dispatch.touch(fam, T, P, S, start, n, K)
+        if cfg.opt == ADAM:
+            optim.catch_up_touched(T, O, K, cfg, t - 1)
+        R.pen[0] = 0.0
+        R.scale[0] = 2.0 / n
+        sse = dispatch.forward_backward(fam, T, P, S, start, n, R, ws, cfg.seed, t, True)
+        loss = sse / n
+        if R.per_sample:
+            loss += R.pen[0] / n
+        if R.g2_mode == G2_SUM:
+            _square_sums(T, R, K)
+        if not math.isfinite(loss):
+            return loss_sum, seen, STATUS_NONFINITE
+        loss += optim.apply_step(T, P, R, O, K, cfg, t)
+        O.step[0] = t
+        loss_sum += loss * n
+        seen += n
+    return loss_sum, seen, STATUS_OK
+
+
+@njit(cache=True)
+def predict_all(fam, T, P, S, out, ws, chunk):
+    """Predictions for every record of ``S`` into ``out``, ``chunk`` records at a time (the
+    size ``ws`` was made for)."""
+    n = S.X.shape[0]
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        dispatch.predict(fam, T, P, S, start, m, out[start:start + m], ws)
+
+
+@njit(cache=True)
+def sgd_epoch(fam, T, P, S, lr):
+    """A family's fused per-sample SGD epoch over ``S`` in its order."""
+    return dispatch.sgd_epoch(fam, T, P, S, lr)
+
+
+@njit(cache=True)
+def error_sums(pred, y):
+    """(sum of squared errors, sum of absolute errors) in float64."""
+    sse = 0.0
+    sae = 0.0
+    for j in range(y.size):
+        e = float(pred[j]) - float(y[j])
+        sse += e * e
+        sae += abs(e)
+    return sse, sae

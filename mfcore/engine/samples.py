@@ -1,0 +1,83 @@
+"""Per-rating records, packed: what the epoch loop and the kernels read.
+
+Every rating becomes one row of 32-bit words in ONE array, so a shuffle moves one small
+record instead of a word in each of several arrays, and a kernel reads a rating's
+fields from one cache line::
+
+    X[j, USER]    user index (int32)        X[j, ITEM]    item index (int32)
+    Xf[j, RATING] rating (float32)          X[j, 3:] / Xf[j, 3:]  the model's context
+
+``Xf`` is the same memory as ``X`` seen as float32, so integer context (a day or a time
+bin) and float context (a deviation in days) share the record. A model's kernel module
+names its context columns (e.g. ``BIN = 3``); :func:`pack` lays out a record.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ..kernels.rng import epoch_state, xorshift
+
+__all__ = ["Samples", "USER", "ITEM", "RATING", "FIRST_CONTEXT", "pack", "empty_like",
+           "shuffle_into", "copy_into"]
+
+USER, ITEM, RATING = 0, 1, 2
+FIRST_CONTEXT = 3
+
+#: ``X`` (n, width) int32 records and ``Xf``, the same records as float32
+Samples = namedtuple("Samples", "X Xf")
+
+
+def pack(users, items, ratings=None, context=()) -> Samples:
+    """Records for ``n`` ratings: ``users``/``items`` (dense indices), ``ratings`` (None:
+    zeros, for prediction) and ``context``, a sequence of length-n arrays stored from
+    column 3 on (integer arrays as int32, float arrays as float32)."""
+    n = len(users)
+    X = np.empty((n, FIRST_CONTEXT + len(context)), np.int32)
+    Xf = X.view(np.float32)
+    X[:, USER] = users
+    X[:, ITEM] = items
+    Xf[:, RATING] = 0.0 if ratings is None else ratings
+    for c, col in enumerate(context, FIRST_CONTEXT):
+        col = np.asarray(col)
+        if col.dtype.kind == "f":
+            Xf[:, c] = col
+        else:
+            X[:, c] = col
+    return Samples(X, Xf)
+
+
+def empty_like(s: Samples) -> Samples:
+    X = np.empty_like(s.X)
+    return Samples(X, X.view(np.float32))
+
+
+@njit(cache=True)
+def shuffle_into(X, seed, epoch, out):
+    """Write the records of ``X`` into ``out`` in a uniformly random order fixed by
+    (seed, epoch): a copy, then Fisher-Yates, so that the epoch then reads its records
+    sequentially. The index in ``[0, i]`` comes from Lemire's multiply-shift of the
+    generator's high 32 bits (bias below i / 2^32)."""
+    n, w = X.shape
+    for j in range(n):
+        for c in range(w):
+            out[j, c] = X[j, c]
+    s = epoch_state(seed, epoch)
+    for i in range(n - 1, 0, -1):
+        s = xorshift(s)
+        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        for c in range(w):
+            tmp = out[i, c]
+            out[i, c] = out[r, c]
+            out[r, c] = tmp
+
+
+@njit(cache=True)
+def copy_into(X, out):
+    """The records in data order."""
+    n, w = X.shape
+    for j in range(n):
+        for c in range(w):
+            out[j, c] = X[j, c]

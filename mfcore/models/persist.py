@@ -1,0 +1,269 @@
+"""Model files: ``.npz`` of plain arrays plus JSON metadata; no pickle, validated on load.
+
+Layout version 2 (written by this mfcore)::
+
+    meta               uint8 bytes of a JSON object: format "mfcore-model", version 2,
+                       model (CLI name), params, epochs_trained, global_mean, rating_min,
+                       rating_max, n_train, history, data_source, tables [[name, rows, cols]]
+    table.<name>       every parameter table, float32 (rows, cols)
+    theta, state       dense weights and non-trainable state, float32
+    user_ids, item_ids raw id of each index, strictly increasing
+    user_counts, item_counts, seen_indptr, seen_items   what training saw (CSR per user)
+    title_ids, title_texts                               titles, when the data had them
+
+Version 1 (mfcore 0.1.0) stored the ``users``/``items`` tables as ``U``/``I`` and the
+kernel's ``spec``/``fspec``; it still loads (the spec is checked against the one the
+hyper-parameters give). The kernel settings are not part of version 2: they are rebuilt
+from the hyper-parameters, so their layout can change without breaking files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from ..atomic import atomic_output
+from ..errors import ModelError
+
+FORMAT = "mfcore-model"
+LAYOUT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_BOOKKEEPING = ("user_ids", "item_ids", "user_counts", "item_counts", "seen_indptr",
+                "seen_items")
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _plain_ids(ids):
+    ids = np.asarray(ids)
+    return ids.astype(str) if ids.dtype == object else ids
+
+
+def save_model(model, path) -> str:
+    """Write ``model`` to ``path`` atomically (see the module docstring)."""
+    model._require_fitted()
+    path = os.fspath(path)
+    tables = model.tables_
+    meta = {
+        "format": FORMAT, "version": LAYOUT_VERSION, "model": model.name,
+        "params": _jsonable(model.get_params()),
+        "epochs_trained": int(model.epochs_trained_),
+        "global_mean": model.global_mean_, "rating_min": model.rating_min_,
+        "rating_max": model.rating_max_, "n_train": int(model.n_train_),
+        "history": model.history_.as_dict() if model.history_ is not None else None,
+        "data_source": _jsonable(model.data_source_),
+        "tables": [[s.name, s.rows, s.cols] for s in tables.specs],
+    }
+    titles = getattr(model, "titles_", {}) or {}
+    keys = list(titles)
+    arrays = {f"table.{name}": tables.view(name) for name in tables.names}
+    arrays.update({
+        "theta": model.theta_, "state": model.state_,
+        "user_ids": _plain_ids(model.user_ids_), "item_ids": _plain_ids(model.item_ids_),
+        "user_counts": model.user_counts_, "item_counts": model.item_counts_,
+        "seen_indptr": model.seen_indptr_, "seen_items": model.seen_items_,
+        "title_ids": _plain_ids(np.asarray(keys)) if keys else np.zeros(0, np.int64),
+        "title_texts": np.asarray([titles[k] for k in keys], dtype=str) if keys
+        else np.zeros(0, "U1"),
+        "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+    })
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ModelError(f"cannot save to {path}: folder {folder} does not exist")
+    try:
+        with atomic_output(path) as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        raise ModelError(f"cannot save to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+class _File:
+    """The arrays and metadata of one model file, with checks that name the file."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            z = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise ModelError(f"{path}: no such model file") from None
+        except IsADirectoryError:
+            raise ModelError(f"{path}: is a folder, not a model file") from None
+        except Exception:  # zipfile/ValueError/OSError: not an npz of plain arrays
+            raise ModelError(f"{path}: not an mfcore model file") from None
+        if not hasattr(z, "files"):  # a bare .npy
+            raise ModelError(f"{path}: not an mfcore model file (a single array, not a "
+                             f"model archive)")
+        with z:
+            try:
+                self.arrays = {k: z[k] for k in z.files}
+            except Exception:
+                raise ModelError(f"{path}: not an mfcore model file (an array it holds "
+                                 f"cannot be read without pickle)") from None
+        raw = self.arrays.pop("meta", None)
+        try:
+            meta = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
+        except (ValueError, TypeError):
+            meta = None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelError(f"{path}: not an mfcore model file")
+        self.meta = meta
+
+    def fail(self, what):
+        raise ModelError(f"{self.path}: {what}")
+
+    def field(self, key, kind, check=None, what=None):
+        if key not in self.meta:
+            self.fail(f"metadata lacks {key!r}")
+        value = self.meta[key]
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok or (check is not None and not check(value)):
+            self.fail(f"metadata {key!r} is {value!r}, expected {what or kind.__name__}")
+        return value
+
+    def array(self, key, kinds, ndim=1):
+        a = self.arrays.get(key)
+        if a is None:
+            self.fail(f"array {key!r} is missing")
+        if a.dtype.kind not in kinds or a.ndim != ndim:
+            self.fail(f"array {key!r} has dtype {a.dtype} and {a.ndim} dimension(s); "
+                      f"expected {ndim}")
+        return a
+
+    def weights(self, key, shape):
+        a = self.arrays.get(key)
+        if a is None:
+            self.fail(f"array {key!r} is missing")
+        if a.shape != tuple(shape) or a.dtype != np.float32:
+            self.fail(f"array {key!r} has shape {a.shape} {a.dtype}, expected "
+                      f"{tuple(shape)} float32 for these hyper-parameters")
+        if not np.all(np.isfinite(a)):
+            self.fail(f"array {key!r} holds NaN or infinite values")
+        return a
+
+
+def _check_ids(f, key):
+    ids = f.array(key, "iuUf")
+    if len(ids) == 0:
+        f.fail(f"array {key!r} is empty")
+    if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+        f.fail(f"array {key!r} is not strictly increasing (ids must be sorted and unique)")
+    return ids
+
+
+def load_model(path):
+    """Load a model written by :meth:`RatingModel.save` (layout 1 or 2), validating every
+    field and invariant before use; a bad file raises ModelError naming the problem."""
+    from . import MODELS
+    from ..engine.tables import ParameterTables
+    path = os.fspath(path)
+    f = _File(path)
+    version = f.meta.get("version")
+    if version not in READABLE_VERSIONS:
+        f.fail(f"model format version {version!r} is not supported (this mfcore reads "
+               f"versions {', '.join(map(str, READABLE_VERSIONS))})")
+    name = f.field("model", str)
+    cls = MODELS.get(name)
+    if cls is None:
+        f.fail(f"unknown model {name!r}")
+    params = f.field("params", dict)
+    try:
+        model = cls(**params)
+        model._check()
+    except (TypeError, ModelError) as exc:
+        f.fail(f"bad hyper-parameters in model file ({exc})")
+    epochs = f.field("epochs_trained", int, lambda v: v >= 0, "a non-negative integer")
+    mean = f.field("global_mean", float, what="a finite number")
+    lo = f.field("rating_min", float, what="a finite number")
+    hi = f.field("rating_max", float, lambda v: v >= lo, "a finite number >= rating_min")
+    n_train = f.meta.get("n_train", 0)
+    if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 0:
+        f.fail(f"metadata 'n_train' is {n_train!r}, expected a non-negative integer")
+    source = f.meta.get("data_source") or {}
+    if not isinstance(source, dict):
+        f.fail("metadata 'data_source' must be an object")
+    user_ids, item_ids = _check_ids(f, "user_ids"), _check_ids(f, "item_ids")
+    n_users, n_items = len(user_ids), len(item_ids)
+    counts_u = f.array("user_counts", "iu")
+    counts_i = f.array("item_counts", "iu")
+    ptr = f.array("seen_indptr", "iu")
+    seen = f.array("seen_items", "iu")
+    if len(counts_u) != n_users or len(counts_i) != n_items or len(ptr) != n_users + 1:
+        f.fail("user/item bookkeeping arrays do not match the id maps")
+    if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or ptr[-1] != len(seen) \
+            or not np.array_equal(np.diff(ptr), counts_u):
+        f.fail("inconsistent seen-items index (seen_indptr)")
+    if len(seen) and (seen.min() < 0 or seen.max() >= n_items):
+        f.fail("seen_items holds item indices outside the model")
+    if np.any(counts_i < 0) or counts_i.sum() != len(seen):
+        f.fail("item_counts do not match seen_items")
+
+    model.user_ids_, model.item_ids_ = user_ids, item_ids
+    model.user_counts_, model.item_counts_ = counts_u.astype(np.int64), counts_i.astype(np.int64)
+    model.seen_indptr_, model.seen_items_ = ptr.astype(np.int64), seen.astype(np.int32)
+    model.global_mean_ = float(mean)
+    model.rating_min_, model.rating_max_ = float(lo), float(hi)
+    model.n_train_ = n_train
+    design = model._design(n_users, n_items)
+    if version == 1:
+        if [s.name for s in design.tables] != ["users", "items"]:
+            f.fail(f"a version-1 file cannot hold model {name!r}")
+        keys = {"users": "U", "items": "I"}
+    else:
+        listed = f.meta.get("tables")
+        want = [[s.name, s.rows, s.cols] for s in design.tables]
+        if listed != want:
+            f.fail(f"tables {listed!r} do not match the hyper-parameters ({want!r})")
+        keys = {s.name: f"table.{s.name}" for s in design.tables}
+    weights = {s.name: f.weights(keys[s.name], (s.rows, s.cols)) for s in design.tables}
+    theta = f.weights("theta", (design.theta_size,))
+    state = f.weights("state", (design.state_size,))
+    if version == 1:
+        spec, fspec = f.arrays.get("spec"), f.arrays.get("fspec")
+        if spec is None or fspec is None or not np.array_equal(spec, design.spec) \
+                or spec.dtype.kind not in "iu" or fspec.shape != np.shape(design.fspec) \
+                or not np.allclose(fspec, design.fspec):
+            f.fail("kernel settings do not match the hyper-parameters")
+    model._install(design, ParameterTables(design.tables, weights), theta.copy(), state.copy())
+    model._built_params = model.get_params()
+    model.epochs_trained_ = epochs
+    model.optimizer_state_ = None
+    model.data_source_ = source
+    title_ids, title_texts = f.arrays.get("title_ids"), f.arrays.get("title_texts")
+    if title_ids is None or title_texts is None or len(title_ids) != len(title_texts):
+        f.fail("title arrays are missing or of different lengths")
+    model.titles_ = {k.item() if hasattr(k, "item") else k: str(t)
+                     for k, t in zip(title_ids, title_texts)}
+    model.history_ = _history(f)
+    return model
+
+
+def _history(f):
+    from ..engine.trainer import History
+    hist = f.meta.get("history")
+    if not hist:
+        return None
+    if not isinstance(hist, dict):
+        f.fail("metadata 'history' must be an object")
+    h = History()
+    known = set(h.as_dict())
+    for k, v in hist.items():
+        if k in known:
+            setattr(h, k, v)
+    return h
