@@ -27,6 +27,7 @@ _LAZY = {
     "MF": "mfcore.models", "MFB": "mfcore.models", "MFBS": "mfcore.models",
     "Linear": "mfcore.models", "NN": "mfcore.models", "ResidualNN": "mfcore.models",
     "MixedBias": "mfcore.models", "MixedInteraction": "mfcore.models",
+    "Baseline": "mfcore.models",
     "History": "mfcore.engine.trainer",
     "MfcoreError": "mfcore.errors", "DataError": "mfcore.errors", "ModelError": "mfcore.errors",
     "DownloadError": "mfcore.errors", "TrainingDiverged": "mfcore.errors",

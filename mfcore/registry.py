@@ -18,6 +18,7 @@ MODELS = {
     "residual": "mfcore.models.nn:ResidualNN",
     "mixed-bias": "mfcore.models.mixed:MixedBias",
     "mixed-interaction": "mfcore.models.mixed:MixedInteraction",
+    "baseline": "mfcore.models.baseline:Baseline",
 }
 
 #: builtin data sets (their archives, checksums and layouts: mfcore.data.datasets)

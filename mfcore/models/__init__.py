@@ -4,6 +4,7 @@ import importlib
 from ..errors import ModelError
 from ..registry import MODELS as _PATHS
 from .base import RatingModel
+from .baseline import Baseline
 from .mf import MF, MFB, MFBS
 from .mixed import MixedBias, MixedInteraction
 from .nn import NN, Linear, ResidualNN
@@ -51,4 +52,4 @@ def create_model_at(name, factors, **params) -> RatingModel:
 
 __all__ = ["MODELS", "RatingModel", "create_model", "create_model_at", "has_factors",
            "load_model", "MF", "MFB", "MFBS", "Linear", "NN", "ResidualNN", "MixedBias",
-           "MixedInteraction"]
+           "MixedInteraction", "Baseline"]
