@@ -223,17 +223,13 @@ def plot_curves(results, path):
         ax.legend()
     fig.tight_layout()
     import os
-    import tempfile
+
+    from .atomic import atomic_output
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lstrip(".") or "png"
-    fd, tmp = tempfile.mkstemp(prefix=".mfcore-plot-", suffix="." + ext,
-                               dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     try:
-        fig.savefig(tmp, dpi=110, format=ext)
-        os.replace(tmp, path)
+        with atomic_output(path) as fh:
+            fig.savefig(fh, dpi=110, format=ext)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
