@@ -230,6 +230,10 @@ def plot_curves(results, path):
     try:
         with atomic_output(path) as fh:
             fig.savefig(fh, dpi=110, format=ext)
+    except OSError as exc:
+        raise MfcoreError(f"cannot write the plot {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a format matplotlib cannot write
+        raise MfcoreError(f"cannot write the plot {path}: {exc}") from None
     finally:
         plt.close(fig)
     return path

@@ -1,12 +1,14 @@
 """``mfcore compare``: the notebook's zoo in one run."""
 from __future__ import annotations
 
+import os
 import time
 
 import click
 
 from . import main
-from .options import data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options
+from .outputs import check_output
 from .train import training_options
 
 
@@ -70,9 +72,16 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
                                  f"{', '.join(MODELS)}", param_hint="--models")
     if plot_path:
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.backend_bases import FigureCanvasBase
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'mfcore[plot]'")
+        check_output(plot_path, "--plot", data_inputs(dataset, data, default_dataset="ml-1m"))
+        ext = os.path.splitext(plot_path)[1].lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext and ext not in formats:
+            raise click.BadParameter(f"{plot_path}: matplotlib cannot write .{ext} files; use "
+                                     f"one of {', '.join(sorted(formats))}",
+                                     param_hint="--plot")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
     train, val = random_split(ratings, train_fraction=train_fraction, seed=split_seed)

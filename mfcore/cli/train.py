@@ -8,7 +8,8 @@ import time
 import click
 
 from . import main
-from .options import data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options
+from .outputs import check_output
 
 #: model options of the command line -> constructor keyword; only passed when given
 MODEL_OPTIONS = {
@@ -133,7 +134,11 @@ def build_model(model_name, seed, **given):
 @model_options
 @training_options
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, writable=True),
-              default=None, help="Write the trained model here (.npz).")
+              default=None, help="Write the trained model here (.npz). An existing file "
+              "is only replaced when it is an mfcore model (see --force); an input file "
+              "never is.")
+@click.option("--force", is_flag=True,
+              help="Let --save replace an existing file that is not an mfcore model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
@@ -144,7 +149,7 @@ def build_model(model_name, seed, **given):
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
           split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
-          patience, save_path, as_json, progress, quiet, verbose):
+          patience, save_path, force, as_json, progress, quiet, verbose):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
@@ -165,6 +170,10 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                         activation=activation, bias_factors=bias_factors)
     if quiet and verbose:
         raise click.UsageError("choose one of --quiet and --verbose")
+    if force and not save_path:
+        raise click.UsageError("--force goes with --save")
+    check_output(save_path, "--save", data_inputs(dataset, data, default_dataset="ml-1m"),
+                 models_only=True, force=force)
     t_start = time.perf_counter()
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)

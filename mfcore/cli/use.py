@@ -14,6 +14,7 @@ import click
 
 from . import main
 from .options import data_source_options, load_from_options
+from .outputs import check_output
 
 _MODEL_FILE = click.Path(exists=True, dir_okay=False)
 
@@ -161,15 +162,12 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
 def _write_atomic(path, text):
     """Write ``text`` to ``path`` atomically (nothing half-written on error)."""
     from ..atomic import atomic_output
-    from ..errors import DataError
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write the output: folder {folder} does not exist", path=path)
+    from ..errors import OutputError
     try:
         with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     except OSError as exc:
-        raise DataError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
+        raise OutputError(f"--output {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 @main.command()
@@ -214,6 +212,8 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
         raise click.UsageError("give --user U --item I, or --input PAIRS.csv")
     if output_path and not input_path:
         raise click.UsageError("--output goes with --input")
+    check_output(output_path, "--output", [(model_file, "the model file"),
+                                           (input_path, "the pairs file given with --input")])
     sep = parse_sep_option(sep)
     model = _load(model_file)
     if single:
