@@ -171,6 +171,74 @@ def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch, t
     assert leftovers == []
 
 
+def _rewrite_keeping_size_and_mtime(path, edit):
+    """Edit ``path`` in place, then restore its mtime (what ``cp -p``, ``rsync -t`` and
+    ``tar`` leave behind): only the content tells the versions apart."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    edit(data)
+    with open(path, "r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_cache_is_keyed_on_content_not_mtime(small_dat, monkeypatch, tmp_path):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    r, p = small_dat
+    first = load_file(p)
+    assert first.source_sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    line = p.read_bytes().split(b"\n")[0]
+    u, i, rating, t = line.split(b"::")
+    new_rating = b"5" if rating != b"5" else b"4"
+
+    def edit(data):  # the first rating, same width
+        data[len(u) + len(i) + 4:len(u) + len(i) + 4 + len(rating)] = new_rating
+    _rewrite_keeping_size_and_mtime(p, edit)
+    calls = []
+    real = ds.parse_ratings_file
+    monkeypatch.setattr(ds, "parse_ratings_file", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = load_file(p)
+    assert calls == [1]  # not served from the stale cache
+    assert again.ratings[0] == float(new_rating) and again.ratings[0] != first.ratings[0]
+    np.testing.assert_array_equal(again.ratings[1:], first.ratings[1:])
+    assert again.source_sha256 == hashlib.sha256(p.read_bytes()).hexdigest() != \
+        first.source_sha256
+    assert load_file(p).ratings[0] == float(new_rating) and calls == [1]  # cached again
+    # subsets (splits) keep the hash of their source
+    assert random_split(again, 0.8, seed=0)[1].source_sha256 == again.source_sha256
+
+
+def test_titles_file_is_part_of_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n2\t1\t3\t881250949\n")
+    (folder / "u.item").write_bytes(b"1|Toy Story (1995)|01-Jan-1995\n")
+    first = load_dataset("ml-100k", data_home=tmp_path, download=False)
+    assert first.titles == {1: "Toy Story (1995)"}
+    _rewrite_keeping_size_and_mtime(folder / "u.item", lambda d: d.__setitem__(slice(2, 5), b"Boy"))
+    again = load_dataset("ml-100k", data_home=tmp_path, download=False)
+    assert again.titles == {1: "Boy Story (1995)"}
+
+
+def test_a_file_changing_while_it_is_parsed_is_not_cached(small_dat, monkeypatch, tmp_path):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    r, p = small_dat
+    real = ds.parse_ratings_file
+
+    def parse_then_change(*a, **k):
+        out = real(*a, **k)
+        with open(p, "ab") as fh:
+            fh.write(b"1::1::1::1\n")
+        return out
+    monkeypatch.setattr(ds, "parse_ratings_file", parse_then_change)
+    with pytest.raises(DataError, match="changed while it was being read"):
+        load_file(p)
+    assert list((tmp_path / "own-cache").rglob("*.npz")) == []
+
+
 def test_no_writable_cache_dir_means_no_cache(small_dat, monkeypatch, tmp_path):
     r, p = small_dat
     ro = tmp_path / "ro-cache"

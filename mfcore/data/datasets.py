@@ -152,6 +152,10 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
         arrays = {"users": users, "items": items, "ratings": raw["ratings"],
                   "timestamps": raw["timestamps"], "user_ids": user_ids, "item_ids": item_ids,
                   "title_ids": tid, "title_blob": np.frombuffer(blob, dtype=np.uint8)}
+        # the key was taken before the parse: if the file changed meanwhile, what was
+        # parsed may be neither version, and must not be cached under the old key
+        if _cache.source_key([path, titles_path], **params) != key:
+            raise DataError("the file changed while it was being read; try again", str(path))
         if cache_file is not None:
             _cache.save_cache(cache_file, key, arrays)
     titles_out = {}
@@ -160,7 +164,8 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
         titles_out = dict(zip(arrays["title_ids"].tolist(), texts))
     return Ratings(arrays["users"], arrays["items"], arrays["ratings"], arrays["timestamps"],
                    arrays["user_ids"], arrays["item_ids"], titles_out,
-                   name if name is not None else str(path))
+                   name if name is not None else str(path),
+                   source_sha256=_cache.key_digests(key)[0])
 
 
 def load_file(path, sep=None, header=None, columns=None, name=None,
