@@ -167,7 +167,8 @@ def test_predict_unknown_user(saved):
     path, model = saved
     one_error_line(invoke("predict", path, "--user", "99999", "--item", "242"),
                    "user 99999", "--unknown")
-    one_error_line(invoke("predict", path, "--user", "abc", "--item", "242"), "'abc'")
+    line = one_error_line(invoke("predict", path, "--user", "abc", "--item", "242"))
+    assert line == "error: user id 'abc' is not an integer like the model's user ids"
     mean = invoke("predict", path, "--user", "99999", "--item", "242", "--unknown", "mean")
     assert float(mean.stdout) == pytest.approx(model.global_mean_, rel=1e-6)
     nan = invoke("predict", path, "--user", "99999", "--item", "242", "--unknown", "nan")
@@ -316,7 +317,13 @@ def test_recommend_equals_library(saved):
 
 def test_recommend_unknown_user_is_one_line(saved):
     path, _ = saved
-    one_error_line(invoke("recommend", path, "--user", "99999"), "99999")
+    line = one_error_line(invoke("recommend", path, "--user", "99999"))
+    assert line == ("error: user 99999 had no ratings in the model's training data; cannot "
+                    "recommend for it")  # the id as typed, not np.int64(99999)
+    line = one_error_line(invoke("recommend", path, "--user", "x1"))
+    assert line == "error: user id 'x1' is not an integer like the model's user ids"
+    line = one_error_line(invoke("similar", path, "--item", "0042x"))
+    assert line == "error: item id '0042x' is not an integer like the model's item ids"
     assert invoke("recommend", path, "--user", "196", "-n", "0").exit_code == 2
 
 
@@ -330,7 +337,8 @@ def test_similar_equals_library(saved):
     text = invoke("similar", path, "--item", "50", "-n", "2", "-q")
     assert text.stderr == "" and text.stdout.splitlines()[0].split() == \
         ["rank", "item", "similarity"]
-    one_error_line(invoke("similar", path, "--item", "99999"), "99999")
+    line = one_error_line(invoke("similar", path, "--item", "99999"))
+    assert line == "error: item 99999 had no ratings in the model's training data"
 
 
 def test_titles_are_shown_when_the_model_has_them(tmp_path):

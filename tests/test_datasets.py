@@ -451,6 +451,31 @@ def test_download_false_and_a_zip_placed_by_hand(fake_ml1m, server):
 
 
 # ---------------------------------------------------------------------------------------
+# what a path is, when it is not a ratings file
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind,words", [
+    ("missing", "no such file"),
+    ("folder", "it is a folder, not a file of ratings"),
+    ("fifo", "it is a named pipe (FIFO), not a file of ratings; ratings are read from a "
+             "regular file: save the stream to a file first"),
+    ("devnull", "it is a character device, not a file of ratings"),
+])
+def test_non_regular_paths_say_what_they_are(tmp_path, kind, words):
+    path = {"missing": tmp_path / "gone.csv", "folder": tmp_path, "fifo": tmp_path / "pipe",
+            "devnull": Path("/dev/null")}[kind]
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)
+    if kind == "devnull" and not Path("/dev/null").exists():
+        pytest.skip("no /dev/null here")
+    for load in (load_file, ds.parse_ratings_file):  # neither blocks on the FIFO
+        with pytest.raises(DataError) as err:
+            load(path)
+        assert str(err.value) == f"{path}: {words}"
+
+
+# ---------------------------------------------------------------------------------------
 # DataFrames
 # ---------------------------------------------------------------------------------------
 def test_from_dataframe_round_trip_and_errors(ml100k):
@@ -472,8 +497,14 @@ def test_from_dataframe_round_trip_and_errors(ml100k):
         from_dataframe(bad)
     bad = df.head(5).copy()
     bad.loc[bad.index[2], "user"] = -4
-    with pytest.raises(DataError, match="negative user id"):
+    with pytest.raises(DataError, match=r"negative user id -4 at row 2 \(index 2\)"):
         from_dataframe(bad)
+    bad = df.head(5).astype({"item": float})
+    bad.loc[bad.index[1], "item"] = 2.5
+    bad.index = np.arange(10, 15)
+    with pytest.raises(DataError) as err:
+        from_dataframe(bad)
+    assert str(err.value) == "DataFrame: item id 2.5 at row 1 (index 11) is not an integer"
     bad = df.head(5).copy()
     bad["rating"] = bad["rating"] * 4  # first rows hold 3, 3, 1, 2, 1
     with pytest.raises(DataError, match="out of range"):

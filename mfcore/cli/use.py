@@ -69,6 +69,22 @@ def _check_known(model, users, items, tokens_u, tokens_i, where=None):
                      f"data{count}; pass --unknown nan or --unknown mean")
 
 
+def _one_known_id(model, what, token):
+    """The model's id for the raw id ``token`` (as typed), as a plain Python value; a
+    ModelError naming ``token`` as typed when the model had no ratings for it."""
+    from ..data.pairs import parse_ids
+    from ..data.ratings import _lookup
+    from ..errors import ModelError
+    ids = model.user_ids_ if what == "user" else model.item_ids_
+    counts = model.user_counts_ if what == "user" else model.item_counts_
+    value = parse_ids([token], ids, what)[0]
+    index = int(_lookup(ids, [value], what, -1)[0])
+    if index < 0 or counts[index] == 0:
+        extra = "; cannot recommend for it" if what == "user" else ""
+        raise ModelError(f"{what} {token} had no ratings in the model's training data{extra}")
+    return _plain(value)
+
+
 # ---- evaluate ------------------------------------------------------------------------------
 def _own_validation_split(model, model_file, quiet):
     """The validation split the model was trained beside, rebuilt from ``data_source_``."""
@@ -293,13 +309,12 @@ def recommend(model_file, user, n, include_seen, as_json, quiet):
       mfcore recommend mfb.npz --user 196
       mfcore recommend mfb.npz --user 196 -n 20 --include-seen --json
     """
-    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
     model = _load(model_file)
-    u = parse_ids([user], model.user_ids_, "user")[0]
+    u = _one_known_id(model, "user", user)
     frame = model.recommend(u, n=n, exclude_seen=not include_seen)
     rows = _frame_rows(frame, "score")
     if as_json:
-        click.echo(json.dumps({"user": _plain(u), "n": n, "include_seen": include_seen,
+        click.echo(json.dumps({"user": u, "n": n, "include_seen": include_seen,
                                "items": rows}))
         return
     if not quiet:
@@ -322,13 +337,12 @@ def similar(model_file, item, n, as_json, quiet):
       mfcore similar mfb.npz --item 50
       mfcore similar mfb.npz --item 50 -n 5 --json
     """
-    from ..data.pairs import parse_ids, read_pairs  # noqa: F401
     model = _load(model_file)
-    i = parse_ids([item], model.item_ids_, "item")[0]
+    i = _one_known_id(model, "item", item)
     frame = model.similar_items(i, n=n)
     rows = _frame_rows(frame, "similarity")
     if as_json:
-        click.echo(json.dumps({"item": _plain(i), "n": n, "items": rows}))
+        click.echo(json.dumps({"item": i, "n": n, "items": rows}))
         return
     if not quiet:
         click.echo(_model_line(model, model_file), err=True)

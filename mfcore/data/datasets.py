@@ -24,8 +24,9 @@ import numpy as np
 from ..errors import DataError, DownloadError
 from ..progress import Progress
 from . import cache as _cache
-from .parsers import DEFAULT_RATING_RANGE, densify, normalize_sep, parse_ratings_file, read_titles
-from .ratings import Ratings
+from .parsers import (DEFAULT_RATING_RANGE, check_ratings_file, densify, normalize_sep,
+                      parse_ratings_file, read_titles)
+from .ratings import Ratings, format_id
 
 __all__ = ["DatasetSpec", "BUILTIN_DATASETS", "load_dataset", "download_dataset", "load_file",
            "from_dataframe", "dataset_status", "resolve_name"]
@@ -132,8 +133,7 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
                  cache=True) -> Ratings:
     """Parse ``path`` (through the binary cache) and attach titles; see :func:`load_file`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file", str(path))
+    check_ratings_file(path)  # before hashing: a FIFO would block, a folder fail
     titles_path, titles_kind, titles_enc = titles if titles else (None, None, None)
     params = {"sep": normalize_sep(sep), "header": header, "columns": repr(columns),
               "range": repr(None if rating_range is None else tuple(map(float, rating_range))),
@@ -226,17 +226,18 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
         missing = values.isna().to_numpy()
         if missing.any():
             pos, label = row_label(missing)
-            raise DataError(f"missing {role} id at row {pos} (index {label!r})", name)
+            raise DataError(f"missing {role} id at row {pos} (index {format_id(label)})", name)
         arr = values.to_numpy()
         if arr.dtype.kind == "f":
             if np.any(arr != np.floor(arr)):
                 pos, label = row_label(arr != np.floor(arr))
-                raise DataError(f"{role} id {arr[pos]!r} at row {pos} (index {label!r}) is not "
-                                "an integer", name)
+                raise DataError(f"{role} id {format_id(arr[pos])} at row {pos} (index "
+                                f"{format_id(label)}) is not an integer", name)
             arr = arr.astype(np.int64)
         if arr.dtype.kind in "iu" and len(arr) and arr.min() < 0:
             pos, label = row_label(arr < 0)
-            raise DataError(f"negative {role} id {arr[pos]} at row {pos} (index {label!r})", name)
+            raise DataError(f"negative {role} id {format_id(arr[pos])} at row {pos} (index "
+                            f"{format_id(label)})", name)
         if arr.dtype.kind == "O":
             arr = arr.astype(str)
         ids[role] = arr
@@ -247,20 +248,20 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
     bad = ~np.isfinite(rating)
     if bad.any():
         pos, label = row_label(bad)
-        raise DataError(f"rating {rating[pos]!r} at row {pos} (index {label!r}) is not a finite "
-                        "number", name)
+        raise DataError(f"rating {format_id(rating[pos])} at row {pos} (index "
+                        f"{format_id(label)}) is not a finite number", name)
     if rating_range is not None:
         lo, hi = rating_range
         bad = (rating < lo) | (rating > hi)
         if bad.any():
             pos, label = row_label(bad)
-            raise DataError(f"rating {rating[pos]:g} at row {pos} (index {label!r}) out of range "
-                            f"[{lo:g}, {hi:g}]", name)
+            raise DataError(f"rating {rating[pos]:g} at row {pos} (index {format_id(label)}) out "
+                            f"of range [{lo:g}, {hi:g}]", name)
     if timestamp_col is not None:
         ts = df[timestamp_col]
         if ts.isna().any():
             pos, label = row_label(ts.isna().to_numpy())
-            raise DataError(f"missing timestamp at row {pos} (index {label!r})", name)
+            raise DataError(f"missing timestamp at row {pos} (index {format_id(label)})", name)
         if ts.dtype.kind == "M":
             timestamps = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)
         else:

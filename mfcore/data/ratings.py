@@ -139,6 +139,16 @@ class Ratings:
                 f"n_items={self.n_items})")
 
 
+def format_id(value) -> str:
+    """An id for a message: numbers bare (``99999``), strings quoted (``'abc'``), never a
+    NumPy repr (``np.int64(99999)``, ``np.str_('abc')``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _index(raw, fixed, what):
     if fixed is None:
         ids, idx = np.unique(raw, return_inverse=True)
@@ -165,7 +175,8 @@ def _lookup(ids, raw, what, missing):
     if not np.all(found):
         if missing is None:
             bad = raw[~found][0]
-            raise DataError(f"unknown {what} id {bad!r} ({int((~found).sum())} unknown in all)")
+            raise DataError(f"unknown {what} id {format_id(bad)} ({int((~found).sum())} unknown "
+                            f"in all)")
         pos = np.where(found, pos, missing)
     out = pos.astype(np.int32)
     return out[0] if scalar else out
