@@ -59,12 +59,33 @@ def test_shared_data_home_is_only_read(data_home, ml100k_path):
     assert cf is not None and Path(os.environ["MFCORE_CACHE_DIR"]) in cf.parents
 
 
-def test_missing_set_in_read_only_home_explains_what_to_fetch(data_home):
-    with pytest.raises(DownloadError) as err:
-        load_dataset("ml-1m", data_home=data_home)
+@pytest.fixture()
+def no_download(monkeypatch):
+    """Fail the test if anything gets as far as fetching an archive."""
+    def fetch(spec, *args, **kwargs):
+        pytest.fail(f"tried to download {spec.url}")
+    monkeypatch.setattr(ds, "_fetch", fetch)
+
+
+@pytest.mark.parametrize("where", ["read-only home", "home under a read-only folder"])
+def test_missing_set_in_read_only_home_explains_what_to_fetch(tmp_path, no_download, where):
+    """A temp data home made read-only the way mfcore decides it (no write bit: even root
+    is refused, see is_writable_dir), so the outcome does not depend on whether the real
+    shared folder happens to be writable, and no download is attempted."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    home = locked if where == "read-only home" else locked / "not-yet" / "home"
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(DownloadError) as err:
+            load_dataset("ml-1m", data_home=home)
+        assert _files(locked) == []  # nothing created
+    finally:
+        locked.chmod(0o755)
     msg = str(err.value)
+    assert "read-only or cannot be created" in msg
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in msg
-    assert str(data_home / "ml-1m.zip") in msg and str(data_home / "ml-1m" / "ratings.dat") in msg
+    assert str(home / "ml-1m.zip") in msg and str(home / "ml-1m" / "ratings.dat") in msg
     assert "\n" not in msg
 
 
