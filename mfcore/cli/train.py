@@ -142,7 +142,9 @@ def build_model(model_name, seed, **given):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
-@click.option("-q", "--quiet", is_flag=True, help="No per-epoch log.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but errors (no per-epoch log); the result line (or "
+                   "the JSON) still goes to stdout.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Also report parameter counts, the optimizer settings and the time spent "
                    "outside the epochs (data loading, JIT compilation or cache loading).")
@@ -153,7 +155,9 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
-    batch 64.
+    batch 64. The per-epoch log and progress go to stderr; the result (one line with the
+    final validation figures and where the model was saved, or the JSON with --json) goes
+    to stdout, so `mfcore train ... > result.txt` keeps it.
 
     \b
     Examples:
@@ -205,14 +209,35 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                    f"the compiled kernels from the cache)", err=True)
     if save_path:
         model.save(save_path)
-        if not quiet:
-            click.echo(f"saved {save_path}", err=True)
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
                "n_train": len(train_set), "n_val": len(val_set), "optimizer": optimizer,
                "lr": lr, "batch_size": batch_size, "shuffle": shuffle, "epochs": len(hist.loss),
                "seconds": wall, "history": hist.as_dict(), "saved": save_path}
         click.echo(json.dumps(out, default=_json_default))
+    else:
+        click.echo(summary_line(model, ratings.name, hist, save_path))
+
+
+def summary_line(model, data_name, hist, save_path=None) -> str:
+    """The result of a training run in one line (stdout; the epoch log goes to stderr):
+    the figures of the weights the model keeps, and where it was saved."""
+    k = getattr(model, "factors", None)
+    head = f"{model.name}" + (f" k={k}" if k is not None else "") + f" on {data_name}, " \
+        f"{len(hist.loss)} epoch{'s' if len(hist.loss) != 1 else ''}: "
+    if hist.val_mse:
+        kept = hist.best_epoch if hist.stopped_early and hist.best_epoch else len(hist.val_mse)
+        j = kept - 1
+        body = (f"val MSE {hist.val_mse[j]:.4f}, RMSE {hist.val_rmse[j]:.4f}, "
+                f"MAE {hist.val_mae[j]:.4f} at epoch {kept}")
+        if hist.stopped_early:
+            body += " (early stopping kept the best epoch)"
+        elif hist.best_epoch and hist.best_epoch != kept:
+            body += f" (best MSE {hist.val_mse[hist.best_epoch - 1]:.4f} at epoch {hist.best_epoch})"
+    else:
+        body = f"loss {hist.loss[-1]:.4f} (no validation ratings)" if hist.loss else "no epochs"
+    tail = f"; saved to {save_path}" if save_path else "; not saved (use --save PATH)"
+    return head + body + tail
 
 
 def _json_default(obj):
