@@ -1,5 +1,6 @@
 """``mfcore train`` and ``mfcore gradcheck`` through click's CliRunner, plus one real
 subprocess run of ``mfcore train`` on u.data."""
+import hashlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import SHARED_DATA_HOME
 from mfcore.cli import main
 from mfcore.models import load_model
 
@@ -50,7 +52,24 @@ def test_train_save_then_load(run, tmp_path):
                           f", MAE {model.history_.val_mae[0]:.4f} at epoch 1; saved to {path}\n")
     assert model.name == "mfbs" and model.factors == 5 and model.epochs_trained_ == 1
     assert model.data_source_["dataset"] == "ml-100k"
+    assert model.data_source_["sha256"] == hashlib.sha256(
+        (SHARED_DATA_HOME / "ml-100k" / "u.data").read_bytes()).hexdigest()
     assert np.isfinite(model.predict([1], [1])[0])
+
+
+def test_train_records_the_data_file_absolutely_with_its_hash(tmp_path, monkeypatch):
+    from mfcore.data import synthetic_ratings, write_ratings_dat
+    (tmp_path / "d").mkdir()
+    data = tmp_path / "d" / "r.dat"
+    write_ratings_dat(synthetic_ratings(2000, n_users=60, n_items=50, seed=5), data)
+    monkeypatch.chdir(tmp_path / "d")
+    res = CliRunner().invoke(main, ["train", "--data", "r.dat", "--model", "mf", "--factors",
+                                    "2", "--epochs", "1", "--save", "../m.npz", "-q"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    src = load_model(tmp_path / "m.npz").data_source_
+    assert src["data"] == str(data) and os.path.isabs(src["data"])
+    assert src["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
 def test_train_result_goes_to_stdout_and_the_log_to_stderr(data_home, tmp_path):

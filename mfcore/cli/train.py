@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -183,7 +184,11 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                                 quiet=quiet)
     t_loaded = time.perf_counter()
     train_set, val_set = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
-    model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"), "data": data,
+    # absolute, so that `evaluate` finds the file from any folder; the content hash lets
+    # it tell whether the file changed since (the split would then not be this one)
+    model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"),
+                          "data": os.path.abspath(data) if data else None,
+                          "sha256": ratings.source_sha256,
                           "sep": sep, "header": header, "split_seed": split_seed,
                           "train_fraction": train_fraction}
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))

@@ -86,31 +86,53 @@ def _one_known_id(model, what, token):
 
 
 # ---- evaluate ------------------------------------------------------------------------------
+def _recorded_data_file(recorded, model_file):
+    """Where the training data file recorded in a model is now. ``mfcore train`` records
+    an absolute path; older model files hold the path as typed, relative to the folder
+    ``train`` ran in, which is tried as given and then beside the model file."""
+    from ..errors import DataError
+    candidates = [recorded]
+    if not os.path.isabs(recorded):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(model_file)), recorded))
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise DataError(f"the training data file recorded in {model_file} is missing; pass "
+                    f"--data PATH to evaluate on another file", path=recorded)
+
+
 def _own_validation_split(model, model_file, quiet):
-    """The validation split the model was trained beside, rebuilt from ``data_source_``."""
+    """The validation split the model was trained beside, rebuilt from ``data_source_``.
+
+    Returns ``(validation, info)``; ``info["data_changed"]`` is True when the data's
+    SHA-256 differs from the one recorded at training (None when none was recorded)."""
     from ..data import load_dataset, load_file, random_split
-    from ..errors import DataError, ModelError
+    from ..errors import ModelError
     src = model.data_source_ or {}
     if not (src.get("dataset") or src.get("data")):
         raise ModelError(f"{model_file}: the model file does not record its training data; "
                          f"pass --dataset NAME or --data PATH to evaluate on all their rows")
     if src.get("data"):
-        if not os.path.isfile(src["data"]):
-            raise DataError(f"the training data file recorded in {model_file} is missing; "
-                            f"pass --data PATH to evaluate on another file", path=src["data"])
-        ratings = load_file(src["data"], sep=src.get("sep"), header=src.get("header"))
+        path = _recorded_data_file(src["data"], model_file)
+        ratings = load_file(path, sep=src.get("sep"), header=src.get("header"))
     else:
         ratings = load_dataset(src["dataset"], progress=False if quiet else None)
     fraction = src.get("train_fraction", 0.8)
     seed = src.get("split_seed", 0)
     train, val = random_split(ratings, train_fraction=fraction, seed=seed)
+    recorded = src.get("sha256")
+    changed = None if recorded is None else recorded != ratings.source_sha256
     n_train = getattr(model, "_n_train", 0)
-    if not quiet and n_train and n_train != len(train):
-        click.echo(f"warning: {ratings.name} now gives {len(train):,} training rows, the "
-                   f"model was trained on {n_train:,}: the data changed since training",
+    if changed is None and n_train and n_train != len(train):
+        changed = True
+    if changed and not quiet:
+        click.echo(f"warning: {ratings.name} changed since the model was trained ("
+                   + ("its SHA-256 differs" if recorded is not None else
+                      f"it now gives {len(train):,} training rows, not {n_train:,}")
+                   + "): this validation split is not the one the model was validated on",
                    err=True)
     return val, {"data": ratings.name, "split": "validation", "split_seed": seed,
-                 "train_fraction": fraction}
+                 "train_fraction": fraction, "data_changed": changed}
 
 
 @main.command()
@@ -129,8 +151,9 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
 
     Without --dataset/--data: on the model's own validation split, rebuilt from the data
     source saved in the model file (same data, same random split and seed), so the MSE
-    equals the last epoch's validation MSE of training. With --dataset NAME or --data PATH:
-    on all the rows of that data, matched to the model through raw ids.
+    equals the last epoch's validation MSE of training; a warning (and "data_changed" in
+    the JSON) says when the data's content changed since training. With --dataset NAME or
+    --data PATH: on all the rows of that data, matched to the model through raw ids.
 
     \b
     Examples:
@@ -161,6 +184,8 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
         return
     where = (f"{info['data']}, validation split (seed {info['split_seed']})"
              if info["split"] == "validation" else f"{info['data']}, all rows")
+    if info.get("data_changed"):
+        where += " - CHANGED since training"
     click.echo(f"data  {where}")
     click.echo(f"MSE   {res['mse']:.6f}")
     click.echo(f"RMSE  {res['rmse']:.6f}")
