@@ -137,11 +137,18 @@ def ranked(results):
     return sorted(results, key=lambda r: (r.best_epoch is None, r.best_mse))
 
 
-def format_table(results) -> str:
-    """The notebook-style report: per model, its epochs; then the ranked summary."""
+def format_table(results, curves=True) -> str:
+    """The notebook-style report: per model, its epochs; then the ranked summary.
+
+    ``curves=False`` leaves the per-epoch lines out (failures are still listed): for when
+    the epoch log has already been shown to the same reader."""
     lines = []
     for r in results:
         h = r.history
+        if not curves:
+            if r.error:
+                lines.append(f"{r.model}, k={r.factors} failed: {r.error}")
+            continue
         lines.append(f"{r.model}, k={r.factors}")
         sd = r.val_loss_sd
         if sd:
@@ -152,7 +159,8 @@ def format_table(results) -> str:
                          f"loss: {loss:.4f} - val_loss: {h['val_loss'][e - 1]:.4f}{spread}")
         if r.error:
             lines.append(f"  failed: {r.error}")
-    lines.append("")
+    if lines:
+        lines.append("")
     lines.append(f"{'rank':>4}  {'model':<18} {'k':>3}  {'best epoch':>10}  {'val MSE':>8}  "
                  f"{'val RMSE':>8}  {'seconds':>8}")
     for rank, r in enumerate(ranked(results), start=1):

@@ -1,7 +1,9 @@
 """``mfcore compare``: the notebook's zoo in one run."""
 from __future__ import annotations
 
+import io
 import os
+import sys
 import time
 
 import click
@@ -24,6 +26,15 @@ def _int_csv(ctx, param, value):
     if not vals or min(vals) < 1:
         raise click.BadParameter(f"expected positive integers, got {value!r}")
     return vals
+
+
+def _same_destination(a, b) -> bool:
+    """True when two streams write to the same terminal, file or pipe."""
+    try:
+        sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False  # not backed by a file descriptor (e.g. captured in memory)
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
 
 
 @main.command()
@@ -102,7 +113,10 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     elif markdown:
         click.echo(format_markdown(results))
     else:
-        click.echo(format_table(results))
+        # the per-epoch curves once: in the table, unless the epoch log already went to
+        # the same terminal, file or pipe (stderr and stdout being one destination)
+        curves = quiet or not _same_destination(sys.stdout, sys.stderr)
+        click.echo(format_table(results, curves=curves))
         click.echo(f"\nwall time {wall:.1f} s")
     if plot_path:
         plot_curves(results, plot_path)
