@@ -383,17 +383,28 @@ def download_dataset(name, data_home=None, progress=None, allow_network=True) ->
     if not allow_network:
         raise DownloadError(f"{spec.name} is not in the data home {home} and download=False. "
                             + _manual_help(spec, home))
-    fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=home)
-    os.close(fd)
-    try:
+    tmp = None
+    try:  # created inside the try: a Ctrl-C right after creation still removes it
+        fd, tmp = _temp_in(home, tempfile.mkstemp, prefix=f".{spec.filename}.", suffix=".part")
+        os.close(fd)
         _fetch(spec, Path(tmp), progress)
         _extract(Path(tmp), spec, home)
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return folder
+
+
+def _temp_in(home, make, **kwargs):
+    """``make(dir=home, **kwargs)`` (mkstemp / mkdtemp) with a one-line error on failure."""
+    try:
+        return make(dir=home, **kwargs)
+    except OSError as exc:
+        raise DownloadError(f"cannot create a temporary file in the data home {home} "
+                            f"({exc.strerror or exc})") from None
 
 
 def _fetch(spec: DatasetSpec, dest: Path, progress) -> None:
@@ -480,8 +491,9 @@ def _safe_members(zf: zipfile.ZipFile, target: Path, source: str):
 
 def _extract(zip_path: Path, spec: DatasetSpec, home: Path) -> None:
     """Unpack zip_path into a temp folder in home, then rename ``spec.folder`` into place."""
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{spec.name}.extract-", dir=home))
-    try:
+    tmpdir = None
+    try:  # created inside the try: a Ctrl-C right after creation still removes it
+        tmpdir = Path(_temp_in(home, tempfile.mkdtemp, prefix=f".{spec.name}.extract-"))
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 members = _safe_members(zf, tmpdir, str(zip_path.name))
@@ -508,4 +520,5 @@ def _extract(zip_path: Path, spec: DatasetSpec, home: Path) -> None:
                 raise DownloadError(f"cannot move the unpacked {spec.folder} into {home}. "
                                     + _manual_help(spec, home)) from None
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
