@@ -142,6 +142,12 @@ def test_predict_output_never_overwrites_its_inputs(folder, no_work):
     assert (folder / "m.npz").read_bytes() == model_bytes
 
 
+def test_predict_output_to_a_device_points_to_dash(folder, no_work):
+    (folder / "pairs.csv").write_text("user,item\n1,1\n")
+    res = invoke("predict", "m.npz", "--input", "pairs.csv", "--output", "/dev/null")
+    one_error_line(res, "--output /dev/null: it is a character device", "use - for stdout")
+
+
 def test_predict_output_may_replace_an_ordinary_file(folder):
     pairs = folder / "pairs.csv"
     pairs.write_text("user,item\n1,1\n")

@@ -65,13 +65,15 @@ def _same_file(st, path):
     return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
-def check_output(path, option, inputs=(), *, models_only=False, force=False):
+def check_output(path, option, inputs=(), *, models_only=False, force=False,
+                 dash_for_stdout=False):
     """Raise OutputError unless this command may write ``path``.
 
     ``option`` names the option in messages (``"--save"``); ``inputs`` lists the files the
     command reads, as ``(path, description)`` pairs (``None`` paths are skipped);
     ``models_only`` refuses to replace an existing file that is not an mfcore model unless
-    ``force``. ``"-"`` (stdout) always passes.
+    ``force``. ``"-"`` (stdout) always passes; ``dash_for_stdout`` says so when the path is
+    a device or a pipe (``/dev/stdout``).
     """
     if path is None or path == "-":
         return
@@ -86,8 +88,10 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False):
     if st is not None:
         if not stat.S_ISREG(st.st_mode):
             from ..atomic import describe_file_type
+            hint = "; use - for stdout" if dash_for_stdout and not stat.S_ISDIR(st.st_mode) \
+                else "; give a file name"
             raise OutputError(f"{where}: it is {describe_file_type(st.st_mode)}, not a regular "
-                              f"file; give a file name")
+                              f"file{hint}")
         for src, what in inputs:
             if src is not None and _same_file(st, src):
                 same = "" if os.path.abspath(src) == os.path.abspath(path) else f" ({src})"

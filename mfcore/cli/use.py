@@ -254,7 +254,8 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
     if output_path and not input_path:
         raise click.UsageError("--output goes with --input")
     check_output(output_path, "--output", [(model_file, "the model file"),
-                                           (input_path, "the pairs file given with --input")])
+                                           (input_path, "the pairs file given with --input")],
+                 dash_for_stdout=True)
     sep = parse_sep_option(sep)
     model = _load(model_file)
     if single:
