@@ -141,11 +141,18 @@ def ranked(results):
     return sorted(results, key=lambda r: (r.best_epoch is None, r.best_mse))
 
 
-def format_table(results) -> str:
-    """The notebook-style report: per model, its epochs; then the ranked summary."""
+def format_table(results, curves=True) -> str:
+    """The notebook-style report: per model, its epochs; then the ranked summary.
+
+    ``curves=False`` leaves the per-epoch lines out (failures are still listed): for when
+    the epoch log has already been shown to the same reader."""
     lines = []
     for r in results:
         h = r.history
+        if not curves:
+            if r.error:
+                lines.append(f"{r.model}, k={_k(r)} failed: {r.error}")
+            continue
         lines.append(f"{r.model}, k={_k(r)}")
         sd = r.val_loss_sd
         if sd:
@@ -156,7 +163,8 @@ def format_table(results) -> str:
                          f"loss: {loss:.4f} - val_loss: {h['val_loss'][e - 1]:.4f}{spread}")
         if r.error:
             lines.append(f"  failed: {r.error}")
-    lines.append("")
+    if lines:
+        lines.append("")
     lines.append(f"{'rank':>4}  {'model':<18} {'k':>3}  {'best epoch':>10}  {'val MSE':>8}  "
                  f"{'val RMSE':>8}  {'seconds':>8}")
     for rank, r in enumerate(ranked(results), start=1):
@@ -227,17 +235,17 @@ def plot_curves(results, path):
         ax.legend()
     fig.tight_layout()
     import os
-    import tempfile
+
+    from .atomic import atomic_output
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lstrip(".") or "png"
-    fd, tmp = tempfile.mkstemp(prefix=".mfcore-plot-", suffix="." + ext,
-                               dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     try:
-        fig.savefig(tmp, dpi=110, format=ext)
-        os.replace(tmp, path)
+        with atomic_output(path) as fh:
+            fig.savefig(fh, dpi=110, format=ext)
+    except OSError as exc:
+        raise MfcoreError(f"cannot write the plot {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a format matplotlib cannot write
+        raise MfcoreError(f"cannot write the plot {path}: {exc}") from None
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -43,3 +43,8 @@ class UnknownIdsError(ModelError):
 
 class TrainingDiverged(MfcoreError):
     """The loss became NaN or infinite; the model keeps its last good weights."""
+
+
+class OutputError(MfcoreError):
+    """An output file that must not or cannot be written (it is an input, it exists and is
+    not what the command writes, its folder is missing...). Raised before any work starts."""

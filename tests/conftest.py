@@ -5,10 +5,15 @@
   temporary folder, so no test writes into the shared data home or the user's cache.
 * :func:`require_data` skips a test when a data file is missing, but fails it when the
   environment variable ``CI`` is ``true``/``1`` (CI must have the data).
+* No test reaches the network: for the whole session, resolving or connecting to any
+  host but the loopback fails the test (downloads are tested against a local HTTP
+  server on 127.0.0.1). Subprocesses are not covered: they must not download either.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -48,6 +53,47 @@ def _isolated_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MFCORE_DATA_HOME", str(SHARED_DATA_HOME))
         mp.setenv("MFCORE_CACHE_DIR", str(tmp_path_factory.mktemp("mfcore-cache")))
+        yield
+
+
+def _is_loopback(host) -> bool:
+    if host in (None, "", "localhost", b"localhost"):
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_network():
+    """Fail any test that resolves or connects to a host other than the loopback."""
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host):
+            pytest.fail(f"a test tried to reach the network: getaddrinfo({host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            pytest.fail(f"a test tried to reach the network: connect({address!r})")
+
+    def connect(self, address):
+        check(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "getaddrinfo", getaddrinfo)
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
         yield
 
 

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from mfcore.cli import main
@@ -90,3 +91,50 @@ def test_compare_in_a_real_subprocess(data_home):
     assert out.returncode == 0, out.stderr
     assert "rank" in out.stdout and "mfbs" in out.stdout and "wall time" in out.stdout
     assert "Epoch 2/2" in out.stderr
+
+
+def _compare_cmd(data_home):
+    env = dict(os.environ, MFCORE_DATA_HOME=str(data_home))
+    cmd = [sys.executable, "-m", "mfcore", "compare", "--dataset", "ml-100k",
+           "--models", "mf,mfb", "--factors", "4", "--epochs", "2", "--no-progress"]
+    return cmd, env
+
+
+def test_each_curve_is_printed_once_when_log_and_table_share_a_file(data_home, tmp_path):
+    """`mfcore compare > log 2>&1`: the epoch log already holds the curves, so the table
+    holds only the ranking; with stdout alone redirected, the file gets the curves."""
+    cmd, env = _compare_cmd(data_home)
+    both = tmp_path / "both.txt"
+    with open(both, "w") as fh:
+        subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=600,
+                       check=True)
+    text = both.read_text()
+    assert text.count("Epoch 1/2") == 2 and text.count("Epoch 2/2") == 2  # mf and mfb once
+    assert "rank" in text and "wall time" in text
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.stdout.count("Epoch 2/2") == 2 and out.stderr.count("Epoch 2/2") == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty semantics of Linux")
+def test_each_curve_is_printed_once_in_a_terminal(data_home):
+    import pty
+    cmd, env = _compare_cmd(data_home)
+    master, slave = pty.openpty()
+    try:
+        child = subprocess.Popen(cmd, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert child.wait(timeout=600) == 0
+    finally:
+        os.close(master)
+    text = b"".join(chunks).decode()
+    assert text.count("Epoch 1/2") == 2 and text.count("Epoch 2/2") == 2, text
+    assert "rank" in text

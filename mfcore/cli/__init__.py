@@ -3,6 +3,8 @@
 Each sub-command lives in its own module and only parses options, calls the library and
 prints. Errors the user can cause (:class:`mfcore.errors.MfcoreError`) print one line on
 stderr and exit with status 1; usage errors exit with status 2 (click's convention).
+Ctrl-C prints "interrupted" (exit 130); SIGTERM and SIGHUP print "terminated by SIGTERM"
+(exit 143, 129): both unwind normally, so no temporary file is left behind.
 Heavy imports (numba, pandas) happen inside commands so ``mfcore --help`` stays fast.
 """
 import sys
@@ -10,22 +12,44 @@ import sys
 import click
 
 from ..errors import MfcoreError
+from ..signals import Terminated, interrupt_in, signals_as_exceptions
+
+
+def _silence_unraisable(unraisable):
+    """After an interrupt, objects abandoned half-way (a zip archive whose member was being
+    written) complain when collected at exit; that noise is not for the user."""
+
+
+def _interrupted(exc):
+    sys.unraisablehook = _silence_unraisable
+    if isinstance(exc, Terminated):
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
+    click.echo("interrupted", err=True)
+    sys.exit(130)
 
 
 class _Group(click.Group):
-    """A click group that turns library errors into one clean line and exit code 1."""
+    """A click group that turns library errors into one clean line and exit code 1, and
+    interrupts (Ctrl-C, SIGTERM, SIGHUP) into one line and 128 + the signal number."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MfcoreError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            sys.exit(0)
+        with signals_as_exceptions():
+            try:
+                return super().invoke(ctx)
+            except MfcoreError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(1)
+            except (KeyboardInterrupt, Terminated) as exc:
+                _interrupted(exc)
+            except BrokenPipeError:
+                sys.exit(0)
+            except Exception as exc:
+                # an interrupt that surfaced as another error (cleanup code failing half-way)
+                interrupt = interrupt_in(exc)
+                if interrupt is None:
+                    raise
+                _interrupted(interrupt)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

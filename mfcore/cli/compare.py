@@ -1,12 +1,16 @@
 """``mfcore compare``: the notebook's zoo in one run."""
 from __future__ import annotations
 
+import io
+import os
+import sys
 import time
 
 import click
 
 from . import main
-from .options import data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options
+from .outputs import check_output
 from .train import training_options
 
 
@@ -22,6 +26,15 @@ def _int_csv(ctx, param, value):
     if not vals or min(vals) < 1:
         raise click.BadParameter(f"expected positive integers, got {value!r}")
     return vals
+
+
+def _same_destination(a, b) -> bool:
+    """True when two streams write to the same terminal, file or pipe."""
+    try:
+        sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False  # not backed by a file descriptor (e.g. captured in memory)
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
 
 
 @main.command()
@@ -70,9 +83,16 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
                                  f"{', '.join(MODELS)}", param_hint="--models")
     if plot_path:
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.backend_bases import FigureCanvasBase
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'mfcore[plot]'")
+        check_output(plot_path, "--plot", data_inputs(dataset, data, default_dataset="ml-1m"))
+        ext = os.path.splitext(plot_path)[1].lstrip(".").lower()
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext and ext not in formats:
+            raise click.BadParameter(f"{plot_path}: matplotlib cannot write .{ext} files; use "
+                                     f"one of {', '.join(sorted(formats))}",
+                                     param_hint="--plot")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
     train, val = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
@@ -93,7 +113,10 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     elif markdown:
         click.echo(format_markdown(results))
     else:
-        click.echo(format_table(results))
+        # the per-epoch curves once: in the table, unless the epoch log already went to
+        # the same terminal, file or pipe (stderr and stdout being one destination)
+        curves = quiet or not _same_destination(sys.stdout, sys.stderr)
+        click.echo(format_table(results, curves=curves))
         click.echo(f"\nwall time {wall:.1f} s")
     if plot_path:
         plot_curves(results, plot_path)

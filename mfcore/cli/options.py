@@ -8,7 +8,8 @@ import click
 
 from .. import registry
 
-__all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option"]
+__all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option",
+           "data_inputs"]
 
 #: builtin data set names (from the registry)
 BUILTIN_NAMES = registry.DATASETS
@@ -71,3 +72,14 @@ def load_from_options(dataset, data, sep, header, default_dataset=None, quiet=Fa
     if data:
         return load_file(data, sep=parse_sep_option(sep), header=header)
     return load_dataset(dataset.lower(), progress=False if quiet else None)
+
+
+def data_inputs(dataset, data, default_dataset=None):
+    """The files the data-source options read, as ``[(path, description)]`` (for the
+    output checks of :mod:`mfcore.cli.outputs`)."""
+    out = [(data, "the ratings file given with --data")] if data else []
+    name = dataset or (None if data else default_dataset)
+    if name:
+        from .outputs import builtin_input_files
+        out += builtin_input_files(name.lower())
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -9,7 +10,8 @@ import click
 
 from .. import registry
 from . import main
-from .options import data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options
+from .outputs import check_output
 
 #: model options of the command line -> constructor keyword; only passed when given
 MODEL_OPTIONS = {
@@ -133,22 +135,30 @@ def build_model(model_name, seed, **given):
 @model_options
 @training_options
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, writable=True),
-              default=None, help="Write the trained model here (.npz).")
+              default=None, help="Write the trained model here (.npz). An existing file "
+              "is only replaced when it is an mfcore model (see --force); an input file "
+              "never is.")
+@click.option("--force", is_flag=True,
+              help="Let --save replace an existing file that is not an mfcore model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
-@click.option("-q", "--quiet", is_flag=True, help="No per-epoch log.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but errors (no per-epoch log); the result line (or "
+                   "the JSON) still goes to stdout.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Also report parameter counts, the optimizer settings and the time spent "
                    "outside the epochs (data loading, JIT compilation or cache loading).")
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
           split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
-          patience, save_path, as_json, progress, quiet, verbose):
+          patience, save_path, force, as_json, progress, quiet, verbose):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
-    batch 64.
+    batch 64. The per-epoch log and progress go to stderr; the result (one line with the
+    final validation figures and where the model was saved, or the JSON with --json) goes
+    to stdout, so `mfcore train ... > result.txt` keeps it.
 
     \b
     Examples:
@@ -165,12 +175,20 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                         activation=activation, bias_factors=bias_factors)
     if quiet and verbose:
         raise click.UsageError("choose one of --quiet and --verbose")
+    if force and not save_path:
+        raise click.UsageError("--force goes with --save")
+    check_output(save_path, "--save", data_inputs(dataset, data, default_dataset="ml-1m"),
+                 models_only=True, force=force)
     t_start = time.perf_counter()
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
     t_loaded = time.perf_counter()
     train_set, val_set = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
-    model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"), "data": data,
+    # absolute, so that `evaluate` finds the file from any folder; the content hash lets
+    # it tell whether the file changed since (the split would then not be this one)
+    model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"),
+                          "data": os.path.abspath(data) if data else None,
+                          "sha256": ratings.source_sha256,
                           "sep": sep, "header": header, "split_seed": split_seed,
                           "train_fraction": train_fraction}
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
@@ -196,14 +214,35 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
                    f"the compiled kernels from the cache)", err=True)
     if save_path:
         model.save(save_path)
-        if not quiet:
-            click.echo(f"saved {save_path}", err=True)
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
                "n_train": len(train_set), "n_val": len(val_set), "optimizer": optimizer,
                "lr": lr, "batch_size": batch_size, "shuffle": shuffle, "epochs": len(hist.loss),
                "seconds": wall, "history": hist.as_dict(), "saved": save_path}
         click.echo(json.dumps(out, default=_json_default))
+    else:
+        click.echo(summary_line(model, ratings.name, hist, save_path))
+
+
+def summary_line(model, data_name, hist, save_path=None) -> str:
+    """The result of a training run in one line (stdout; the epoch log goes to stderr):
+    the figures of the weights the model keeps, and where it was saved."""
+    k = getattr(model, "factors", None)
+    head = f"{model.name}" + (f" k={k}" if k is not None else "") + f" on {data_name}, " \
+        f"{len(hist.loss)} epoch{'s' if len(hist.loss) != 1 else ''}: "
+    if hist.val_mse:
+        kept = hist.best_epoch if hist.stopped_early and hist.best_epoch else len(hist.val_mse)
+        j = kept - 1
+        body = (f"val MSE {hist.val_mse[j]:.4f}, RMSE {hist.val_rmse[j]:.4f}, "
+                f"MAE {hist.val_mae[j]:.4f} at epoch {kept}")
+        if hist.stopped_early:
+            body += " (early stopping kept the best epoch)"
+        elif hist.best_epoch and hist.best_epoch != kept:
+            body += f" (best MSE {hist.val_mse[hist.best_epoch - 1]:.4f} at epoch {hist.best_epoch})"
+    else:
+        body = f"loss {hist.loss[-1]:.4f} (no validation ratings)" if hist.loss else "no epochs"
+    tail = f"; saved to {save_path}" if save_path else "; not saved (use --save PATH)"
+    return head + body + tail
 
 
 def _json_default(obj):

@@ -14,6 +14,7 @@ import click
 
 from . import main
 from .options import data_source_options, load_from_options
+from .outputs import check_output
 
 _MODEL_FILE = click.Path(exists=True, dir_okay=False)
 
@@ -50,32 +51,70 @@ def _check_known(model, users, items, where=None):
         raise ModelError(f"{msg}; pass --unknown nan or --unknown mean")
 
 
+def _one_known_id(model, what, token):
+    """The model's id for the raw id ``token`` (as typed), as a plain Python value; a
+    ModelError naming ``token`` as typed when the model had no ratings for it."""
+    from ..data.pairs import parse_ids
+    from ..data.ratings import lookup_ids
+    from ..errors import ModelError
+    ids = model.user_ids_ if what == "user" else model.item_ids_
+    counts = model.user_counts_ if what == "user" else model.item_counts_
+    value = parse_ids([token], ids, what)[0]
+    index = int(lookup_ids(ids, [value], what, -1)[0])
+    if index < 0 or counts[index] == 0:
+        extra = "; cannot recommend for it" if what == "user" else ""
+        raise ModelError(f"{what} {token} had no ratings in the model's training data{extra}")
+    return _plain(value)
+
+
 # ---- evaluate ------------------------------------------------------------------------------
+def _recorded_data_file(recorded, model_file):
+    """Where the training data file recorded in a model is now. ``mfcore train`` records
+    an absolute path; older model files hold the path as typed, relative to the folder
+    ``train`` ran in, which is tried as given and then beside the model file."""
+    from ..errors import DataError
+    candidates = [recorded]
+    if not os.path.isabs(recorded):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(model_file)), recorded))
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise DataError(f"the training data file recorded in {model_file} is missing; pass "
+                    f"--data PATH to evaluate on another file", path=recorded)
+
+
 def _own_validation_split(model, model_file, quiet):
-    """The validation split the model was trained beside, rebuilt from ``data_source_``."""
+    """The validation split the model was trained beside, rebuilt from ``data_source_``.
+
+    Returns ``(validation, info)``; ``info["data_changed"]`` is True when the data's
+    SHA-256 differs from the one recorded at training (None when none was recorded)."""
     from ..data import load_dataset, load_file, random_split
-    from ..errors import DataError, ModelError
+    from ..errors import ModelError
     src = model.data_source_ or {}
     if not (src.get("dataset") or src.get("data")):
         raise ModelError(f"{model_file}: the model file does not record its training data; "
                          f"pass --dataset NAME or --data PATH to evaluate on all their rows")
     if src.get("data"):
-        if not os.path.isfile(src["data"]):
-            raise DataError(f"the training data file recorded in {model_file} is missing; "
-                            f"pass --data PATH to evaluate on another file", path=src["data"])
-        ratings = load_file(src["data"], sep=src.get("sep"), header=src.get("header"))
+        path = _recorded_data_file(src["data"], model_file)
+        ratings = load_file(path, sep=src.get("sep"), header=src.get("header"))
     else:
         ratings = load_dataset(src["dataset"], progress=False if quiet else None)
     fraction = src.get("train_fraction", 0.8)
     seed = src.get("split_seed", 0)
     train, val = random_split(ratings, train_fraction=fraction, seed=seed)
+    recorded = src.get("sha256")
+    changed = None if recorded is None else recorded != ratings.source_sha256
     n_train = getattr(model, "n_train_", 0)
-    if not quiet and n_train and n_train != len(train):
-        click.echo(f"warning: {ratings.name} now gives {len(train):,} training rows, the "
-                   f"model was trained on {n_train:,}: the data changed since training",
+    if changed is None and n_train and n_train != len(train):
+        changed = True
+    if changed and not quiet:
+        click.echo(f"warning: {ratings.name} changed since the model was trained ("
+                   + ("its SHA-256 differs" if recorded is not None else
+                      f"it now gives {len(train):,} training rows, not {n_train:,}")
+                   + "): this validation split is not the one the model was validated on",
                    err=True)
     return val, {"data": ratings.name, "split": "validation", "split_seed": seed,
-                 "train_fraction": fraction}
+                 "train_fraction": fraction, "data_changed": changed}
 
 
 @main.command()
@@ -94,8 +133,9 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
 
     Without --dataset/--data: on the model's own validation split, rebuilt from the data
     source saved in the model file (same data, same random split and seed), so the MSE
-    equals the last epoch's validation MSE of training. With --dataset NAME or --data PATH:
-    on all the rows of that data, matched to the model through raw ids.
+    equals the last epoch's validation MSE of training; a warning (and "data_changed" in
+    the JSON) says when the data's content changed since training. With --dataset NAME or
+    --data PATH: on all the rows of that data, matched to the model through raw ids.
 
     \b
     Examples:
@@ -126,6 +166,8 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
         return
     where = (f"{info['data']}, validation split (seed {info['split_seed']})"
              if info["split"] == "validation" else f"{info['data']}, all rows")
+    if info.get("data_changed"):
+        where += " - CHANGED since training"
     click.echo(f"data  {where}")
     click.echo(f"MSE   {res['mse']:.6f}")
     click.echo(f"RMSE  {res['rmse']:.6f}")
@@ -143,15 +185,12 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
 def _write_atomic(path, text):
     """Write ``text`` to ``path`` atomically (nothing half-written on error)."""
     from ..atomic import atomic_output
-    from ..errors import DataError
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write the output: folder {folder} does not exist", path=path)
+    from ..errors import OutputError
     try:
         with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     except OSError as exc:
-        raise DataError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
+        raise OutputError(f"--output {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 @main.command()
@@ -197,6 +236,9 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
         raise click.UsageError("give --user U --item I, or --input PAIRS.csv")
     if output_path and not input_path:
         raise click.UsageError("--output goes with --input")
+    check_output(output_path, "--output", [(model_file, "the model file"),
+                                           (input_path, "the pairs file given with --input")],
+                 dash_for_stdout=True)
     sep = parse_sep_option(sep)
     model = _load(model_file)
     if single:
@@ -276,13 +318,12 @@ def recommend(model_file, user, n, include_seen, as_json, quiet):
       mfcore recommend mfb.npz --user 196
       mfcore recommend mfb.npz --user 196 -n 20 --include-seen --json
     """
-    from ..data.pairs import parse_ids
     model = _load(model_file)
-    u = parse_ids([user], model.user_ids_, "user")[0]
+    u = _one_known_id(model, "user", user)
     frame = model.recommend(u, n=n, exclude_seen=not include_seen)
     rows = _frame_rows(frame, "score")
     if as_json:
-        click.echo(json.dumps({"user": _plain(u), "n": n, "include_seen": include_seen,
+        click.echo(json.dumps({"user": u, "n": n, "include_seen": include_seen,
                                "items": rows}))
         return
     if not quiet:
@@ -305,13 +346,12 @@ def similar(model_file, item, n, as_json, quiet):
       mfcore similar mfb.npz --item 50
       mfcore similar mfb.npz --item 50 -n 5 --json
     """
-    from ..data.pairs import parse_ids
     model = _load(model_file)
-    i = parse_ids([item], model.item_ids_, "item")[0]
+    i = _one_known_id(model, "item", item)
     frame = model.similar_items(i, n=n)
     rows = _frame_rows(frame, "similarity")
     if as_json:
-        click.echo(json.dumps({"item": _plain(i), "n": n, "items": rows}))
+        click.echo(json.dumps({"item": i, "n": n, "items": rows}))
         return
     if not quiet:
         click.echo(_model_line(model, model_file), err=True)

@@ -6,8 +6,12 @@
 * :func:`data_home`: ``$MFCORE_DATA_HOME`` if set, else :func:`user_cache_dir`. Builtin data
   sets live there as the official archives unpack (``<data home>/ml-1m/ratings.dat``).
 * Parsed caches are uncompressed ``.npz`` files of plain arrays (loaded with
-  ``allow_pickle=False``) tagged with a key (source size, mtime, parse options). They sit
-  next to the source only inside a folder mfcore unpacked itself (it holds
+  ``allow_pickle=False``) tagged with a key: the parse options and each source's size and
+  SHA-256 of its bytes (:func:`file_digest`). The content, not the modification time, is
+  what counts: an edit that keeps the size and restores the mtime (``cp -p``,
+  ``rsync -t``, ``tar`` do) is still seen. Hashing costs about 18 ms per 24 MB (an ml-1m
+  sized file) on a CPU with SHA instructions, against ~170 ms to parse it.
+  Caches sit next to the source only inside a folder mfcore unpacked itself (it holds
   :data:`OWNED_MARKER`) and that is writable; otherwise under ``<user cache dir>/parsed/``,
   named by a hash of the source's absolute path. Writes are atomic (temp file, then
   ``os.replace``); when no place is writable, caching is silently skipped.
@@ -26,10 +30,12 @@ import numpy as np
 from ..atomic import atomic_output
 
 __all__ = ["user_cache_dir", "data_home", "is_writable_dir", "cache_file_for", "load_cache",
-           "save_cache", "source_key", "ensure_writable_dir", "OWNED_MARKER", "CACHE_VERSION"]
+           "save_cache", "source_key", "file_digest", "key_digests", "ensure_writable_dir", "OWNED_MARKER",
+           "CACHE_VERSION"]
 
 OWNED_MARKER = ".mfcore-owned"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed on content (SHA-256), no longer on mtime
+_HASH_CHUNK = 1 << 20
 
 
 def user_cache_dir() -> Path:
@@ -102,20 +108,45 @@ def ensure_writable_dir(path) -> bool:
     return is_writable_dir(path)
 
 
+def file_digest(path) -> str:
+    """SHA-256 (hex) of the bytes of ``path``, read in 1 MiB chunks.
+
+    SHA-256 rather than a faster non-cryptographic hash because CPUs with SHA instructions
+    (most x86-64 since ~2017, ARMv8) hash it at over 1 GB/s, faster here than BLAKE2b, and
+    data sets publish SHA-256 sums to compare with. Raises OSError if unreadable."""
+    h = hashlib.sha256()
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
 def source_key(paths, **params) -> str:
-    """A JSON key for a parse: each source's absolute path, size and mtime, plus options."""
+    """A JSON key for a parse: each source's absolute path, size and SHA-256, plus options.
+
+    A source that cannot be read gets ``None`` for size and hash (so its later appearance
+    changes the key)."""
     files = []
     for p in paths:
         if p is None:
             continue
         p = Path(p)
         try:
-            st = p.stat()
-            files.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+            files.append([str(p.resolve()), p.stat().st_size, file_digest(p)])
         except OSError:
             files.append([str(p.resolve()), None, None])
     return json.dumps({"v": CACHE_VERSION, "files": files, "params": params}, sort_keys=True,
                       default=str)
+
+
+def key_digests(key: str) -> list:
+    """The SHA-256 of each source recorded in a :func:`source_key` (None when unreadable)."""
+    return [f[2] for f in json.loads(key)["files"]]
 
 
 def cache_file_for(source, tag: str = "") -> Path | None:

@@ -24,8 +24,9 @@ import numpy as np
 from ..errors import DataError, DownloadError
 from ..progress import Progress
 from . import cache as _cache
-from .parsers import DEFAULT_RATING_RANGE, densify, normalize_sep, parse_ratings_file, read_titles
-from .ratings import Ratings
+from .parsers import (DEFAULT_RATING_RANGE, check_ratings_file, densify, normalize_sep,
+                      parse_ratings_file, read_titles)
+from .ratings import Ratings, format_id
 
 __all__ = ["DatasetSpec", "BUILTIN_DATASETS", "load_dataset", "download_dataset", "load_file",
            "from_dataframe", "dataset_status", "resolve_name"]
@@ -132,8 +133,7 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
                  cache=True) -> Ratings:
     """Parse ``path`` (through the binary cache) and attach titles; see :func:`load_file`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file", str(path))
+    check_ratings_file(path)  # before hashing: a FIFO would block, a folder fail
     titles_path, titles_kind, titles_enc = titles if titles else (None, None, None)
     params = {"sep": normalize_sep(sep), "header": header, "columns": repr(columns),
               "range": repr(None if rating_range is None else tuple(map(float, rating_range))),
@@ -152,6 +152,10 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
         arrays = {"users": users, "items": items, "ratings": raw["ratings"],
                   "timestamps": raw["timestamps"], "user_ids": user_ids, "item_ids": item_ids,
                   "title_ids": tid, "title_blob": np.frombuffer(blob, dtype=np.uint8)}
+        # the key was taken before the parse: if the file changed meanwhile, what was
+        # parsed may be neither version, and must not be cached under the old key
+        if _cache.source_key([path, titles_path], **params) != key:
+            raise DataError("the file changed while it was being read; try again", str(path))
         if cache_file is not None:
             _cache.save_cache(cache_file, key, arrays)
     titles_out = {}
@@ -160,7 +164,8 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
         titles_out = dict(zip(arrays["title_ids"].tolist(), texts))
     return Ratings(arrays["users"], arrays["items"], arrays["ratings"], arrays["timestamps"],
                    arrays["user_ids"], arrays["item_ids"], titles_out,
-                   name if name is not None else str(path))
+                   name if name is not None else str(path),
+                   source_sha256=_cache.key_digests(key)[0])
 
 
 def load_file(path, sep=None, header=None, columns=None, name=None,
@@ -221,17 +226,18 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
         missing = values.isna().to_numpy()
         if missing.any():
             pos, label = row_label(missing)
-            raise DataError(f"missing {role} id at row {pos} (index {label!r})", name)
+            raise DataError(f"missing {role} id at row {pos} (index {format_id(label)})", name)
         arr = values.to_numpy()
         if arr.dtype.kind == "f":
             if np.any(arr != np.floor(arr)):
                 pos, label = row_label(arr != np.floor(arr))
-                raise DataError(f"{role} id {arr[pos]!r} at row {pos} (index {label!r}) is not "
-                                "an integer", name)
+                raise DataError(f"{role} id {format_id(arr[pos])} at row {pos} (index "
+                                f"{format_id(label)}) is not an integer", name)
             arr = arr.astype(np.int64)
         if arr.dtype.kind in "iu" and len(arr) and arr.min() < 0:
             pos, label = row_label(arr < 0)
-            raise DataError(f"negative {role} id {arr[pos]} at row {pos} (index {label!r})", name)
+            raise DataError(f"negative {role} id {format_id(arr[pos])} at row {pos} (index "
+                            f"{format_id(label)})", name)
         if arr.dtype.kind == "O":
             arr = arr.astype(str)
         ids[role] = arr
@@ -242,20 +248,20 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
     bad = ~np.isfinite(rating)
     if bad.any():
         pos, label = row_label(bad)
-        raise DataError(f"rating {rating[pos]!r} at row {pos} (index {label!r}) is not a finite "
-                        "number", name)
+        raise DataError(f"rating {format_id(rating[pos])} at row {pos} (index "
+                        f"{format_id(label)}) is not a finite number", name)
     if rating_range is not None:
         lo, hi = rating_range
         bad = (rating < lo) | (rating > hi)
         if bad.any():
             pos, label = row_label(bad)
-            raise DataError(f"rating {rating[pos]:g} at row {pos} (index {label!r}) out of range "
-                            f"[{lo:g}, {hi:g}]", name)
+            raise DataError(f"rating {rating[pos]:g} at row {pos} (index {format_id(label)}) out "
+                            f"of range [{lo:g}, {hi:g}]", name)
     if timestamp_col is not None:
         ts = df[timestamp_col]
         if ts.isna().any():
             pos, label = row_label(ts.isna().to_numpy())
-            raise DataError(f"missing timestamp at row {pos} (index {label!r})", name)
+            raise DataError(f"missing timestamp at row {pos} (index {format_id(label)})", name)
         if ts.dtype.kind == "M":
             timestamps = ts.to_numpy(dtype="datetime64[s]").astype(np.int64)
         else:
@@ -377,17 +383,28 @@ def download_dataset(name, data_home=None, progress=None, allow_network=True) ->
     if not allow_network:
         raise DownloadError(f"{spec.name} is not in the data home {home} and download=False. "
                             + _manual_help(spec, home))
-    fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=home)
-    os.close(fd)
-    try:
+    tmp = None
+    try:  # created inside the try: a Ctrl-C right after creation still removes it
+        fd, tmp = _temp_in(home, tempfile.mkstemp, prefix=f".{spec.filename}.", suffix=".part")
+        os.close(fd)
         _fetch(spec, Path(tmp), progress)
         _extract(Path(tmp), spec, home)
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return folder
+
+
+def _temp_in(home, make, **kwargs):
+    """``make(dir=home, **kwargs)`` (mkstemp / mkdtemp) with a one-line error on failure."""
+    try:
+        return make(dir=home, **kwargs)
+    except OSError as exc:
+        raise DownloadError(f"cannot create a temporary file in the data home {home} "
+                            f"({exc.strerror or exc})") from None
 
 
 def _fetch(spec: DatasetSpec, dest: Path, progress) -> None:
@@ -474,8 +491,9 @@ def _safe_members(zf: zipfile.ZipFile, target: Path, source: str):
 
 def _extract(zip_path: Path, spec: DatasetSpec, home: Path) -> None:
     """Unpack zip_path into a temp folder in home, then rename ``spec.folder`` into place."""
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{spec.name}.extract-", dir=home))
-    try:
+    tmpdir = None
+    try:  # created inside the try: a Ctrl-C right after creation still removes it
+        tmpdir = Path(_temp_in(home, tempfile.mkdtemp, prefix=f".{spec.name}.extract-"))
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 members = _safe_members(zf, tmpdir, str(zip_path.name))
@@ -502,4 +520,5 @@ def _extract(zip_path: Path, spec: DatasetSpec, home: Path) -> None:
                 raise DownloadError(f"cannot move the unpacked {spec.folder} into {home}. "
                                     + _manual_help(spec, home)) from None
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)

@@ -6,6 +6,7 @@ import csv
 import numpy as np
 
 from ..errors import DataError, ModelError
+from .ratings import format_id
 
 
 def parse_ids(tokens, model_ids, what, where=None):
@@ -25,7 +26,7 @@ def parse_ids(tokens, model_ids, what, where=None):
             target(int(tok) if kind in "iu" else float(tok))
         except (ValueError, OverflowError):
             type_name = "an integer" if kind in "iu" else "a number"
-            msg = f"{what} id {tok!r} is not {type_name} like the model's {what} ids"
+            msg = f"{what} id {format_id(str(tok))} is not {type_name} like the model's {what} ids"
             if where is not None:
                 raise DataError(msg, path=where[0], line=int(where[1][j]))
             raise ModelError(msg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..registry import separator
 
 __all__ = [
     "parse_ratings_file", "parse_ratings_bytes", "normalize_sep", "sniff_sep",
-    "read_titles", "densify", "DEFAULT_RATING_RANGE",
+    "read_titles", "densify", "check_ratings_file", "DEFAULT_RATING_RANGE",
 ]
 
 DEFAULT_RATING_RANGE = (0.0, 10.0)
@@ -404,14 +405,93 @@ def resolve_columns(columns, ncols, names=None, path=None, line=None):
 # =========================================================================================
 # file parsing
 # =========================================================================================
+def check_ratings_file(path) -> int:
+    """The size of ``path`` if it is a regular file we can read; else a DataError that says
+    what it is instead (missing, a folder, a device such as /dev/null, a FIFO...)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError("no such file", str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read it ({exc.strerror or exc})", str(path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        from ..atomic import describe_file_type
+        kind = describe_file_type(st.st_mode)
+        hint = ("; ratings are read from a regular file: save the stream to a file first"
+                if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) else "")
+        raise DataError(f"it is {kind}, not a file of ratings{hint}", str(path))
+    return st.st_size
+
+
 def _open_buffer(path):
-    size = os.path.getsize(path)
-    if size == 0:
+    if check_ratings_file(path) == 0:
         raise DataError("empty file: no ratings", str(path))
-    return np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        return np.memmap(path, dtype=np.uint8, mode="r")
+    except OSError as exc:
+        raise DataError(f"cannot read it ({exc.strerror or exc})", str(path)) from None
 
 
-def _head_lines(buf, start_line=1, max_lines=20, max_bytes=1 << 16):
+_HEAD_BYTES = 1 << 16
+
+#: leading bytes of formats that are not delimited text
+_MAGIC = (
+    (b"PK\x03\x04", "a zip archive: unpack it first"),
+    (b"\x1f\x8b", "gzip-compressed: decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed: decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it first (unxz)"),
+    (b"(\xb5/\xfd", "zstd-compressed: decompress it first (unzstd)"),
+    (b"\x93NUMPY", "a NumPy .npy array, not delimited text"),
+    (b"\xff\xfe", "UTF-16 text: save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text: save it as UTF-8"),
+)
+
+
+def _check_text(buf, source):
+    """Reject, with an honest message, input that is not line-based delimited text."""
+    window = bytes(buf[:_HEAD_BYTES])
+    for magic, what in _MAGIC:
+        if window.startswith(magic):
+            raise DataError(f"not a ratings text file: it is {what}", source)
+    nul = window.find(b"\0")
+    if nul >= 0:
+        line = window.count(b"\n", 0, nul) + 1
+        raise DataError("not a ratings text file: it holds binary data (a NUL byte)",
+                        source, line)
+    if b"\n" not in window and b"\r" in window.rstrip(b"\r"):
+        raise DataError("lines end with a bare carriage return (old Mac style); convert the "
+                        "line endings to \\n or \\r\\n", source)
+
+
+def _head_after_blanks(buf, offset):
+    """:func:`_head_lines` of ``buf[offset:]`` with absolute offsets, looking past any
+    number of leading blank lines (the window alone would see nothing after 64 KiB of
+    them)."""
+    window = bytes(buf[offset:offset + _HEAD_BYTES])
+    if window.strip(b" \t\r\n") or len(buf) - offset <= _HEAD_BYTES:
+        return [(no, text, end + offset) for no, text, end in _head_lines(buf[offset:])]
+    blank = np.isin(buf[offset:], np.frombuffer(b" \t\r\n", dtype=np.uint8))
+    first = int(np.argmin(blank))
+    if blank[first]:
+        return []  # blank to the end
+    newlines = np.flatnonzero(buf[offset:offset + first] == 10)
+    line_start = offset + (int(newlines[-1]) + 1 if len(newlines) else 0)
+    return [(no, text, end + line_start) for no, text, end in
+            _head_lines(buf[line_start:], start_line=len(newlines) + 1)]
+
+
+def _explain_empty_head(buf, source):
+    """Why :func:`_head_lines` found no line: blank input, or a first line too long."""
+    window = bytes(buf[:_HEAD_BYTES])
+    stripped = window.lstrip(b" \t\r\n")
+    if not stripped:
+        return DataError("empty file: no ratings (only blank lines)", source)
+    line = window.count(b"\n", 0, len(window) - len(stripped)) + 1
+    return DataError(f"over {_HEAD_BYTES:,} bytes without a line break: not a ratings file "
+                     f"(ratings lines are short: user, item, rating)", source, line)
+
+
+def _head_lines(buf, start_line=1, max_lines=20, max_bytes=_HEAD_BYTES):
     """First non-blank lines of buf as (line_number, text, byte_offset_after_line)."""
     head = bytes(buf[:max_bytes])
     out = []
@@ -480,9 +560,11 @@ def _parse(buf, sep, header, columns, rating_range, source):
         lo, hi = float(rating_range[0]), float(rating_range[1])
     else:
         lo, hi = -np.inf, np.inf
-    head = _head_lines(buf)
+    _check_text(buf, source)
+    bom = 3 if bytes(buf[:3]) == b"\xef\xbb\xbf" else 0  # a UTF-8 byte-order mark
+    head = _head_after_blanks(buf, bom)
     if not head:
-        raise DataError("empty file: no ratings (only blank lines)", source)
+        raise _explain_empty_head(buf[bom:], source)
     first_no, first_text, first_end = head[0]
     if sep is None:
         sep = sniff_sep([t for _, t, _ in head], source, first_no)
@@ -502,7 +584,7 @@ def _parse(buf, sep, header, columns, rating_range, source):
         # the column count most of the first lines agree on (so a bad first line is the
         # one reported, not all the good ones after it)
         ncols = _mode_count([t for _, t, _ in head], sep)[0]
-        start, start_line = 0, 1
+        start, start_line = bom, 1
     data_no = data_head[0][0]
     bad_line = data_no
     if ncols < 3:

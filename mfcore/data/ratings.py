@@ -24,6 +24,9 @@ class Ratings:
         Sorted ascending, so index order follows raw id order.
     titles : dict raw item id -> title, possibly empty.
     name : where the data came from (a builtin name, a path, or "DataFrame").
+    source_sha256 : SHA-256 (hex) of the ratings file the rows were parsed from, when they
+        come from :func:`~mfcore.data.load_file` or :func:`~mfcore.data.load_dataset`;
+        None otherwise. Subsets keep it: it names the source, not the rows.
 
     Subsets made with :meth:`subset` share the id maps, so a model fitted on a training
     split can score its validation split. ``n_users`` and ``n_items`` are the sizes of the
@@ -38,6 +41,7 @@ class Ratings:
     item_ids: np.ndarray
     titles: dict = field(default_factory=dict)
     name: str = ""
+    source_sha256: str | None = None
 
     def __post_init__(self):
         n = len(self.users)
@@ -94,7 +98,7 @@ class Ratings:
         rows = np.asarray(rows)
         return Ratings(self.users[rows], self.items[rows], self.ratings[rows],
                        self.timestamps[rows], self.user_ids, self.item_ids, self.titles,
-                       self.name)
+                       self.name, self.source_sha256)
 
     # ---- raw id <-> index --------------------------------------------------------------
     def user_index(self, raw_ids, missing: int | None = None) -> np.ndarray:
@@ -135,6 +139,16 @@ class Ratings:
                 f"n_items={self.n_items})")
 
 
+def format_id(value) -> str:
+    """An id for a message: numbers bare (``99999``), strings quoted (``'abc'``), never a
+    NumPy repr (``np.int64(99999)``, ``np.str_('abc')``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _index(raw, fixed, what):
     if fixed is None:
         ids, idx = np.unique(raw, return_inverse=True)
@@ -164,7 +178,8 @@ def lookup_ids(ids, raw, what, missing):
     if not np.all(found):
         if missing is None:
             bad = raw[~found][0]
-            raise DataError(f"unknown {what} id {bad!r} ({int((~found).sum())} unknown in all)")
+            raise DataError(f"unknown {what} id {format_id(bad)} ({int((~found).sum())} unknown "
+                            f"in all)")
         pos = np.where(found, pos, missing)
     out = pos.astype(np.int32)
     return out[0] if scalar else out

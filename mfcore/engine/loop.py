@@ -37,8 +37,9 @@ def _square_sums(T, R, K):
 
 @njit(cache=True, fastmath=FAST)
 def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
-    """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on batches ``b_first .. b_last-1`` of the epoch whose records,
-    already in epoch order, are ``S`` (batch ``b`` is records ``b*batch_size ...``).
+    """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on
+    batches ``b_first .. b_last-1`` of the epoch whose records, already in epoch order, are
+    ``S`` (batch ``b`` is records ``b*batch_size ...``).
 
     ``O.step[0]`` is the global step count (advanced). Returns ``(sum over batches of batch
     loss * batch size, samples seen, status)``; on a non-finite batch loss it stops before

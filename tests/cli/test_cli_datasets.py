@@ -70,27 +70,54 @@ def test_usage_errors_exit_2(run, ml100k_path):
     assert run("datasets", "info", "--data", "/no/such/file").exit_code == 2
 
 
-def test_list_shows_presence_and_size(run):
-    res = run("datasets", "list")
+@pytest.fixture()
+def home_with_ml100k(tmp_path, ml100k_path):
+    """A data home holding only ml-100k (a link to the shared folder, which is only read),
+    so presence tests do not depend on what else the shared data home holds."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ml-100k").symlink_to(ml100k_path.parent.resolve(), target_is_directory=True)
+    return home
+
+
+def test_list_shows_presence_and_size(run, home_with_ml100k):
+    env = {"MFCORE_DATA_HOME": str(home_with_ml100k)}
+    res = run("datasets", "list", env=env)
     assert res.exit_code == 0
     lines = {ln.split()[0]: ln for ln in res.stdout.splitlines()[1:]}
     assert set(lines) == {"ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small"}
     assert "present" in lines["ml-100k"] and "MB" in lines["ml-100k"]
     assert "missing" in lines["ml-1m"]
-    d = json.loads(run("datasets", "list", "--json").stdout)
+    d = json.loads(run("datasets", "list", "--json", env=env).stdout)
     rows = {r["name"]: r for r in d["datasets"]}
     assert rows["ml-100k"]["present"] and rows["ml-100k"]["size"] > 1_000_000
     assert not rows["ml-25m"]["present"]
 
 
-def test_download_present_and_impossible(run, data_home):
-    res = run("datasets", "download", "ml-100k")
+def test_download_present_and_impossible(run, home_with_ml100k, monkeypatch):
+    """'Impossible' = the set is missing and the data home is read-only (no write bit, which
+    mfcore honours even as root): the error says what to fetch and where to put it, and
+    no download is attempted, whatever the machine's network."""
+    import mfcore.data.datasets as ds
+
+    def fetch(spec, *args, **kwargs):
+        pytest.fail(f"tried to download {spec.url}")
+    monkeypatch.setattr(ds, "_fetch", fetch)
+    home = home_with_ml100k
+    env = {"MFCORE_DATA_HOME": str(home)}
+    res = run("datasets", "download", "ml-100k", env=env)
     assert res.exit_code == 0 and "already present" in res.stdout
-    res = run("datasets", "download", "ml-1m")  # read-only shared home, no network
+    home.chmod(0o555)
+    try:
+        res = run("datasets", "download", "ml-1m", env=env)
+    finally:
+        home.chmod(0o755)
     assert res.exit_code == 1
     err = _one_line_error(res)
+    assert "read-only" in err
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in err
-    assert str(data_home / "ml-1m.zip") in err
+    assert str(home / "ml-1m.zip") in err
+    assert sorted(p.name for p in home.iterdir()) == ["ml-100k"]
 
 
 def test_download_from_a_zip_placed_by_hand(tmp_path):

@@ -1,5 +1,6 @@
 """``mfcore train`` and ``mfcore gradcheck`` through click's CliRunner, plus one real
 subprocess run of ``mfcore train`` on u.data."""
+import hashlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import SHARED_DATA_HOME
 from mfcore.cli import main
 from mfcore.models import load_model
 
@@ -43,11 +45,76 @@ def test_train_save_then_load(run, tmp_path):
     res = run("train", "--dataset", "ml-100k", "--model", "mfbs", "--factors", "5",
               "--epochs", "1", "--optimizer", "sparse-adam", "--save", str(path), "-q")
     assert res.exit_code == 0, res.stderr
-    assert res.stderr == "" and res.stdout == ""
+    assert res.stderr == ""  # -q: nothing on stderr; the result line still on stdout
     model = load_model(path)
+    assert res.stdout == (f"mfbs k=5 on ml-100k, 1 epoch: val MSE "
+                          f"{model.history_.val_mse[0]:.4f}, RMSE {model.history_.val_rmse[0]:.4f}"
+                          f", MAE {model.history_.val_mae[0]:.4f} at epoch 1; saved to {path}\n")
     assert model.name == "mfbs" and model.factors == 5 and model.epochs_trained_ == 1
     assert model.data_source_["dataset"] == "ml-100k"
+    assert model.data_source_["sha256"] == hashlib.sha256(
+        (SHARED_DATA_HOME / "ml-100k" / "u.data").read_bytes()).hexdigest()
     assert np.isfinite(model.predict([1], [1])[0])
+
+
+def test_train_records_the_data_file_absolutely_with_its_hash(tmp_path, monkeypatch):
+    from mfcore.data import synthetic_ratings, write_ratings_dat
+    (tmp_path / "d").mkdir()
+    data = tmp_path / "d" / "r.dat"
+    write_ratings_dat(synthetic_ratings(2000, n_users=60, n_items=50, seed=5), data)
+    monkeypatch.chdir(tmp_path / "d")
+    res = CliRunner().invoke(main, ["train", "--data", "r.dat", "--model", "mf", "--factors",
+                                    "2", "--epochs", "1", "--save", "../m.npz", "-q"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    src = load_model(tmp_path / "m.npz").data_source_
+    assert src["data"] == str(data) and os.path.isabs(src["data"])
+    assert src["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+
+
+def test_train_result_goes_to_stdout_and_the_log_to_stderr(data_home, tmp_path):
+    """`mfcore train ... > result` keeps the result; the epoch log stays on the terminal."""
+    env = dict(os.environ, MFCORE_DATA_HOME=str(data_home))
+    out = subprocess.run([sys.executable, "-m", "mfcore", "train", "--dataset", "ml-100k",
+                          "--model", "mfb", "--factors", "4", "--epochs", "2",
+                          "--save", str(tmp_path / "m.npz")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("mfb k=4 on ml-100k, 2 epochs: val MSE ")
+    assert lines[0].endswith(f"at epoch 2; saved to {tmp_path / 'm.npz'}")
+    h = load_model(tmp_path / "m.npz").history_
+    assert f"val MSE {h.val_mse[1]:.4f}" in lines[0]
+    assert "Epoch 1/2" in out.stderr and "Epoch 2/2" in out.stderr
+    assert "Epoch" not in out.stdout
+
+
+def test_summary_line_reports_the_kept_weights():
+    from mfcore.cli.train import summary_line
+    from mfcore.engine.trainer import History
+    from mfcore.models import MFB
+
+    h = History(loss=[1.0, 0.9, 0.8], val_mse=[0.9, 0.8, 0.85], val_rmse=[0.95, 0.89, 0.92],
+                val_mae=[0.7, 0.6, 0.65], best_epoch=2, stopped_early=True)
+    line = summary_line(MFB(factors=3), "x.csv", h)
+    assert line == ("mfb k=3 on x.csv, 3 epochs: val MSE 0.8000, RMSE 0.8900, MAE 0.6000 at "
+                    "epoch 2 (early stopping kept the best epoch); not saved (use --save PATH)")
+    h.stopped_early = False
+    line = summary_line(MFB(factors=3), "x.csv", h, "m.npz")
+    assert "val MSE 0.8500" in line and "at epoch 3 (best MSE 0.8000 at epoch 2)" in line
+    assert line.endswith("; saved to m.npz")
+
+
+def test_data_that_is_not_a_file_is_one_line(run, tmp_path):
+    res = run("train", "--data", "/dev/null", "--epochs", "1")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == "error: /dev/null: it is a character device, not a file of ratings"
+    long = tmp_path / "long.csv"
+    long.write_bytes(b"x" * 70_000 + b"\n")
+    res = run("train", "--data", str(long), "--epochs", "1")
+    assert res.exit_code == 1 and "over 65,536 bytes without a line break" in res.stderr
+    assert "empty" not in res.stderr
 
 
 def test_train_sgd_per_sample_and_l2_options(run):

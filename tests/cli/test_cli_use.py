@@ -79,6 +79,68 @@ def test_evaluate_own_split_of_a_data_file(file_model):
     assert out["mse"] == pytest.approx(model.history_.val_mse[-1], rel=1e-9)
 
 
+@pytest.fixture()
+def relative_model(tmp_path, monkeypatch):
+    """A model trained with a relative --data path from inside its data folder."""
+    from mfcore.data import synthetic_ratings, write_ratings_dat
+    work = tmp_path / "work"
+    work.mkdir()
+    write_ratings_dat(synthetic_ratings(3000, n_users=60, n_items=50, seed=6), work / "r.dat")
+    monkeypatch.chdir(work)
+    res = invoke("train", "--data", "r.dat", "--model", "mfb", "--factors", "3", "--epochs",
+                 "1", "--save", "m.npz", "-q")
+    assert res.exit_code == 0, res.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    return work / "m.npz", load_model(work / "m.npz"), work / "r.dat"
+
+
+def test_evaluate_from_another_folder(relative_model):
+    path, model, data = relative_model
+    res = invoke("evaluate", path, "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["data"] == str(data) and out["data_changed"] is False
+    assert out["mse"] == pytest.approx(model.history_.val_mse[-1], rel=1e-9)
+    assert "warning" not in res.stderr
+
+
+def test_evaluate_says_when_the_data_changed(relative_model):
+    """An edit keeping the size and the mtime (cp -p, rsync -t) is still seen."""
+    path, model, data = relative_model
+    st = data.stat()
+    lines = data.read_bytes().split(b"\n")
+    u, i, r, t = lines[0].split(b"::")
+    lines[0] = b"::".join([u, i, b"1" if r != b"1" else b"2", t])
+    data.write_bytes(b"\n".join(lines))
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert data.stat().st_size == st.st_size
+    res = invoke("evaluate", path, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["data_changed"] is True
+    warning = next(line for line in res.stderr.splitlines() if line.startswith("warning"))
+    assert warning.startswith(f"warning: {data} changed since the model was trained")
+    assert "SHA-256" in warning
+    text = invoke("evaluate", path)
+    assert "CHANGED since training" in text.stdout.splitlines()[0]
+    quiet = invoke("evaluate", path, "-q", "--json")
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["data_changed"] is True
+
+
+def test_evaluate_an_older_model_with_a_relative_path(relative_model, tmp_path):
+    """Model files written before paths were recorded absolutely hold the path as typed:
+    it is looked for from the current folder, then beside the model file."""
+    path, model, data = relative_model
+    model.data_source_ = {k: v for k, v in model.data_source_.items() if k != "sha256"}
+    model.data_source_["data"] = "r.dat"
+    old = data.parent / "old.npz"
+    model.save(old)
+    out = json.loads(invoke("evaluate", old, "--json").stdout)  # cwd is elsewhere
+    assert out["data"] == str(data) and out["data_changed"] is None
+    assert out["mse"] == pytest.approx(model.history_.val_mse[-1], rel=1e-9)
+
+
 def test_evaluate_missing_recorded_file_is_one_line(file_model, tmp_path):
     path, model, data = file_model
     model.data_source_ = {**model.data_source_, "data": str(tmp_path / "gone.csv")}
@@ -167,7 +229,8 @@ def test_predict_unknown_user(saved):
     path, model = saved
     one_error_line(invoke("predict", path, "--user", "99999", "--item", "242"),
                    "user 99999", "--unknown")
-    one_error_line(invoke("predict", path, "--user", "abc", "--item", "242"), "'abc'")
+    line = one_error_line(invoke("predict", path, "--user", "abc", "--item", "242"))
+    assert line == "error: user id 'abc' is not an integer like the model's user ids"
     mean = invoke("predict", path, "--user", "99999", "--item", "242", "--unknown", "mean")
     assert float(mean.stdout) == pytest.approx(model.global_mean_, rel=1e-6)
     nan = invoke("predict", path, "--user", "99999", "--item", "242", "--unknown", "nan")
@@ -316,7 +379,13 @@ def test_recommend_equals_library(saved):
 
 def test_recommend_unknown_user_is_one_line(saved):
     path, _ = saved
-    one_error_line(invoke("recommend", path, "--user", "99999"), "99999")
+    line = one_error_line(invoke("recommend", path, "--user", "99999"))
+    assert line == ("error: user 99999 had no ratings in the model's training data; cannot "
+                    "recommend for it")  # the id as typed, not np.int64(99999)
+    line = one_error_line(invoke("recommend", path, "--user", "x1"))
+    assert line == "error: user id 'x1' is not an integer like the model's user ids"
+    line = one_error_line(invoke("similar", path, "--item", "0042x"))
+    assert line == "error: item id '0042x' is not an integer like the model's item ids"
     assert invoke("recommend", path, "--user", "196", "-n", "0").exit_code == 2
 
 
@@ -330,7 +399,8 @@ def test_similar_equals_library(saved):
     text = invoke("similar", path, "--item", "50", "-n", "2", "-q")
     assert text.stderr == "" and text.stdout.splitlines()[0].split() == \
         ["rank", "item", "similarity"]
-    one_error_line(invoke("similar", path, "--item", "99999"), "99999")
+    line = one_error_line(invoke("similar", path, "--item", "99999"))
+    assert line == "error: item 99999 had no ratings in the model's training data"
 
 
 def test_titles_are_shown_when_the_model_has_them(tmp_path):

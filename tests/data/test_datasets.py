@@ -59,12 +59,33 @@ def test_shared_data_home_is_only_read(data_home, ml100k_path):
     assert cf is not None and Path(os.environ["MFCORE_CACHE_DIR"]) in cf.parents
 
 
-def test_missing_set_in_read_only_home_explains_what_to_fetch(data_home):
-    with pytest.raises(DownloadError) as err:
-        load_dataset("ml-1m", data_home=data_home)
+@pytest.fixture()
+def no_download(monkeypatch):
+    """Fail the test if anything gets as far as fetching an archive."""
+    def fetch(spec, *args, **kwargs):
+        pytest.fail(f"tried to download {spec.url}")
+    monkeypatch.setattr(ds, "_fetch", fetch)
+
+
+@pytest.mark.parametrize("where", ["read-only home", "home under a read-only folder"])
+def test_missing_set_in_read_only_home_explains_what_to_fetch(tmp_path, no_download, where):
+    """A temp data home made read-only the way mfcore decides it (no write bit: even root
+    is refused, see is_writable_dir), so the outcome does not depend on whether the real
+    shared folder happens to be writable, and no download is attempted."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    home = locked if where == "read-only home" else locked / "not-yet" / "home"
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(DownloadError) as err:
+            load_dataset("ml-1m", data_home=home)
+        assert _files(locked) == []  # nothing created
+    finally:
+        locked.chmod(0o755)
     msg = str(err.value)
+    assert "read-only or cannot be created" in msg
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in msg
-    assert str(data_home / "ml-1m.zip") in msg and str(data_home / "ml-1m" / "ratings.dat") in msg
+    assert str(home / "ml-1m.zip") in msg and str(home / "ml-1m" / "ratings.dat") in msg
     assert "\n" not in msg
 
 
@@ -169,6 +190,74 @@ def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch, t
         assert "users" in z.files
     leftovers = [f for f in cf.parent.iterdir() if f.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def _rewrite_keeping_size_and_mtime(path, edit):
+    """Edit ``path`` in place, then restore its mtime (what ``cp -p``, ``rsync -t`` and
+    ``tar`` leave behind): only the content tells the versions apart."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    edit(data)
+    with open(path, "r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_cache_is_keyed_on_content_not_mtime(small_dat, monkeypatch, tmp_path):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    r, p = small_dat
+    first = load_file(p)
+    assert first.source_sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    line = p.read_bytes().split(b"\n")[0]
+    u, i, rating, t = line.split(b"::")
+    new_rating = b"5" if rating != b"5" else b"4"
+
+    def edit(data):  # the first rating, same width
+        data[len(u) + len(i) + 4:len(u) + len(i) + 4 + len(rating)] = new_rating
+    _rewrite_keeping_size_and_mtime(p, edit)
+    calls = []
+    real = ds.parse_ratings_file
+    monkeypatch.setattr(ds, "parse_ratings_file", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = load_file(p)
+    assert calls == [1]  # not served from the stale cache
+    assert again.ratings[0] == float(new_rating) and again.ratings[0] != first.ratings[0]
+    np.testing.assert_array_equal(again.ratings[1:], first.ratings[1:])
+    assert again.source_sha256 == hashlib.sha256(p.read_bytes()).hexdigest() != \
+        first.source_sha256
+    assert load_file(p).ratings[0] == float(new_rating) and calls == [1]  # cached again
+    # subsets (splits) keep the hash of their source
+    assert random_split(again, 0.8, seed=0)[1].source_sha256 == again.source_sha256
+
+
+def test_titles_file_is_part_of_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n2\t1\t3\t881250949\n")
+    (folder / "u.item").write_bytes(b"1|Toy Story (1995)|01-Jan-1995\n")
+    first = load_dataset("ml-100k", data_home=tmp_path, download=False)
+    assert first.titles == {1: "Toy Story (1995)"}
+    _rewrite_keeping_size_and_mtime(folder / "u.item", lambda d: d.__setitem__(slice(2, 5), b"Boy"))
+    again = load_dataset("ml-100k", data_home=tmp_path, download=False)
+    assert again.titles == {1: "Boy Story (1995)"}
+
+
+def test_a_file_changing_while_it_is_parsed_is_not_cached(small_dat, monkeypatch, tmp_path):
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    r, p = small_dat
+    real = ds.parse_ratings_file
+
+    def parse_then_change(*a, **k):
+        out = real(*a, **k)
+        with open(p, "ab") as fh:
+            fh.write(b"1::1::1::1\n")
+        return out
+    monkeypatch.setattr(ds, "parse_ratings_file", parse_then_change)
+    with pytest.raises(DataError, match="changed while it was being read"):
+        load_file(p)
+    assert list((tmp_path / "own-cache").rglob("*.npz")) == []
 
 
 def test_no_writable_cache_dir_means_no_cache(small_dat, monkeypatch, tmp_path):
@@ -383,6 +472,31 @@ def test_download_false_and_a_zip_placed_by_hand(fake_ml1m, server):
 
 
 # ---------------------------------------------------------------------------------------
+# what a path is, when it is not a ratings file
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind,words", [
+    ("missing", "no such file"),
+    ("folder", "it is a folder, not a file of ratings"),
+    ("fifo", "it is a named pipe (FIFO), not a file of ratings; ratings are read from a "
+             "regular file: save the stream to a file first"),
+    ("devnull", "it is a character device, not a file of ratings"),
+])
+def test_non_regular_paths_say_what_they_are(tmp_path, kind, words):
+    path = {"missing": tmp_path / "gone.csv", "folder": tmp_path, "fifo": tmp_path / "pipe",
+            "devnull": Path("/dev/null")}[kind]
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)
+    if kind == "devnull" and not Path("/dev/null").exists():
+        pytest.skip("no /dev/null here")
+    for load in (load_file, ds.parse_ratings_file):  # neither blocks on the FIFO
+        with pytest.raises(DataError) as err:
+            load(path)
+        assert str(err.value) == f"{path}: {words}"
+
+
+# ---------------------------------------------------------------------------------------
 # DataFrames
 # ---------------------------------------------------------------------------------------
 def test_from_dataframe_round_trip_and_errors(ml100k):
@@ -404,8 +518,14 @@ def test_from_dataframe_round_trip_and_errors(ml100k):
         from_dataframe(bad)
     bad = df.head(5).copy()
     bad.loc[bad.index[2], "user"] = -4
-    with pytest.raises(DataError, match="negative user id"):
+    with pytest.raises(DataError, match=r"negative user id -4 at row 2 \(index 2\)"):
         from_dataframe(bad)
+    bad = df.head(5).astype({"item": float})
+    bad.loc[bad.index[1], "item"] = 2.5
+    bad.index = np.arange(10, 15)
+    with pytest.raises(DataError) as err:
+        from_dataframe(bad)
+    assert str(err.value) == "DataFrame: item id 2.5 at row 1 (index 11) is not an integer"
     bad = df.head(5).copy()
     bad["rating"] = bad["rating"] * 4  # first rows hold 3, 3, 1, 2, 1
     with pytest.raises(DataError, match="out of range"):

@@ -131,6 +131,16 @@ BAD = [
     (b"1,2,3\n1.5,2,3\n", 2, 1, "not an integer"),
     (b"1,2,3,4\n1,2,3,4x\n", 2, 4, "not an integer"),
     (b"1,2,3\n123456789012345678901,2,3\n", 2, 1, "too large"),
+    # not ratings text at all: say what it is, not "empty" or a bogus column error
+    (b"x" * 70_000 + b"\n1,2,3\n", 1, None, "over 65,536 bytes without a line break"),
+    (b"1,2," + b"3" * 70_000 + b"\n1,2,3\n", 1, None, "over 65,536 bytes without a line break"),
+    (b"\n\n" + b"7" * 70_000, 3, None, "over 65,536 bytes without a line break"),
+    (b"\n" * 70_000, None, None, "only blank lines"),
+    (b"1,2,3\r4,5,3\r6,7,1\r", None, None, "bare carriage return"),
+    (b"1,2,3\n4,\x005,3\n", 2, None, "binary data (a NUL byte)"),
+    (b"\x1f\x8b\x08\x00\x00\x00", None, None, "gzip-compressed"),
+    (b"PK\x03\x04\x14\x00", None, None, "a zip archive"),
+    ("1,2,3\n".encode("utf-16"), None, None, "UTF-16"),
 ]
 
 
@@ -145,6 +155,24 @@ def test_bad_input_raises_data_error_naming_line_and_column(tmp_path, data, line
     assert e.path == str(p) and str(p) in str(e)
     assert e.line == line and e.column == column
     assert "\n" not in str(e)
+
+
+def test_leading_blank_lines_and_a_utf8_bom_are_fine():
+    raw = parse_ratings_bytes(b"\n" * 70_000 + b"1,2,3\n4,5,3\n")
+    assert raw["users"].tolist() == [1, 4]
+    raw = parse_ratings_bytes(b"\xef\xbb\xbf1,2,3\n4,5,3\n")
+    assert raw["users"].tolist() == [1, 4]
+    raw = parse_ratings_bytes(b"\xef\xbb\xbfuser,item,rating\n4,5,3\n")
+    assert raw["header"] and raw["users"].tolist() == [4]
+    with pytest.raises(DataError) as err:  # still located right after a BOM
+        parse_ratings_bytes(b"\xef\xbb\xbf1,2,3\n4,x,3\n")
+    assert (err.value.line, err.value.column) == (2, 2)
+
+
+def test_a_long_line_after_good_ones_is_reported_at_its_line():
+    with pytest.raises(DataError) as err:
+        parse_ratings_bytes(b"1,2,3\n4,5,3\n" + b"9" * 70_000 + b"\n")
+    assert err.value.line == 3
 
 
 def test_rating_range_is_a_parameter():

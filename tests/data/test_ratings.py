@@ -29,8 +29,9 @@ def test_subset_shares_id_maps(ml100k):
 
 def test_lookups_and_unknown_ids(ml100k):
     assert ml100k.user_index(1) == 0 and ml100k.item_index([1, 1682]).tolist() == [0, 1681]
-    with pytest.raises(DataError, match="unknown user id"):
-        ml100k.user_index([5000])
+    with pytest.raises(DataError) as err:
+        ml100k.user_index([5000, 6000, 1])
+    assert str(err.value) == "unknown user id 5000 (2 unknown in all)"  # no np.int64(...)
     assert ml100k.item_index([99999, 2], missing=-1).tolist() == [-1, 1]
 
 
@@ -58,3 +59,13 @@ def test_describe_and_dataframe(ml100k):
     empty = ml100k.subset(np.zeros(len(ml100k), dtype=bool)).describe()
     assert empty["ratings"] == 0 and empty["time_min"] is None
     assert "n=100000" in repr(ml100k)
+
+
+def test_ids_in_messages_are_plain_values():
+    from mfcore.data.ratings import format_id
+    assert format_id(np.int64(99999)) == "99999" and format_id(np.str_("abc")) == "'abc'"
+    assert format_id(np.float64(2.5)) == "2.5" and format_id(b"x") == "'x'"
+    r = Ratings.from_arrays(["a", "b"], ["x", "y"], [3.0, 4.0])
+    with pytest.raises(DataError) as err:
+        r.user_index(["zz"])
+    assert str(err.value) == "unknown user id 'zz' (1 unknown in all)"
