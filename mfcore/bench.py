@@ -61,6 +61,8 @@ class BenchRow:
     n_train: int
     epoch_seconds: list = field(default_factory=list)
     keras_seconds: float | None = None
+    #: peer name -> its median seconds per epoch on the same data (``vs_peers``)
+    peer_seconds: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -89,7 +91,10 @@ class BenchRow:
                 "epoch_seconds": list(self.epoch_seconds),
                 "keras_ms_per_epoch": None if self.keras_seconds is None
                 else 1000.0 * self.keras_seconds,
-                "keras_ratio": self.keras_ratio}
+                "keras_ratio": self.keras_ratio,
+                "peers": {name: {"ms_per_epoch": 1000.0 * sec,
+                                 "ratio": sec / self.seconds if self.seconds > 0 else None}
+                          for name, sec in self.peer_seconds.items()}}
 
 
 @dataclass
@@ -116,6 +121,8 @@ class BenchResult:
     train_fraction: float
     keras: str | None = None
     keras_available: bool = False
+    #: peer name -> version string, or why it is unavailable (None: not asked for)
+    peers: dict | None = None
 
     def as_dict(self) -> dict:
         return {"n_ratings": self.n_ratings, "n_train": self.n_train, "n_users": self.n_users,
@@ -125,7 +132,7 @@ class BenchResult:
                 "numba_cache_misses": self.cache_misses,
                 "compile_seconds": dict(self.compile_seconds),
                 "keras": self.keras, "keras_available": self.keras_available,
-                "rows": [r.as_dict() for r in self.rows]}
+                "peers": self.peers, "rows": [r.as_dict() for r in self.rows]}
 
     # ---- text ----------------------------------------------------------------------------
     def header_lines(self) -> list:
@@ -143,6 +150,11 @@ class BenchResult:
             lines.append(f"Keras: {self.keras}; keras ms = one Keras epoch (Adam, batch "
                          f"{KERAS_BATCH} unless set) of the same model on the same data; "
                          f"x = keras / ours")
+        if self.peers:
+            have = ", ".join(f"{n} {v}" for n, v in self.peers.items() if v)
+            lines.append(f"peers: {have or 'none importable'}; <peer> ms = its median epoch of "
+                         f"the same model (same k, per-sample SGD) on the same training split, "
+                         f"one thread; x = peer / ours")
         return lines
 
     def compile_line(self) -> str:
@@ -157,6 +169,10 @@ class BenchResult:
         head = ["model", "optimizer", "batch", "factors", "ms/epoch", "ratings/s"]
         if with_keras:
             head += ["keras ms", "x"]
+        peer_names = [n for n in (self.peers or {}) if any(n in r.peer_seconds
+                                                          for r in self.rows)]
+        for name in peer_names:
+            head += [f"{name} ms", "x"]
         body = []
         for r in self.rows:
             ms = r.ms_per_epoch
@@ -168,6 +184,10 @@ class BenchResult:
                     cells += ["-", "-"]
                 else:
                     cells += [f"{1000 * r.keras_seconds:,.0f}", f"{r.keras_ratio:,.1f}"]
+            for name in peer_names:
+                sec = r.peer_seconds.get(name)
+                cells += ["-", "-"] if sec is None else [f"{1000 * sec:,.1f}",
+                                                          f"{sec / r.seconds:,.2f}"]
             body.append(cells)
         return head, body
 
@@ -210,7 +230,31 @@ def bench_data(n_ratings: int = DEFAULT_RATINGS, seed: int = 0, train_fraction: 
     return ratings, train
 
 
-def time_epochs(model, train, *, optimizer: str, batch_size: int, repeat: int = 3) -> list:
+def peer_epochs(model, optimizer, batch_size, train, repeat, seed, available, log):
+    """Median seconds per epoch of the importable peers that implement ``model`` with the
+    same optimizer: per-sample SGD of ``mf``/``mfb``/``mfbs`` is Cornac's MF and
+    Surprise's SVD (biased as the model is; neither has a sigmoid output, so ``mfbs``
+    compares its kernel with their plain one). ``{}`` when none applies."""
+    from . import peers
+    if not (optimizer == "sgd" and batch_size == 1 and model.name in ("mf", "mfb", "mfbs")):
+        return {}
+    k, bias = int(model.factors), bool(model.has_bias)
+    arrays = (train.users, train.items, train.ratings)
+    probe = tuple(a[:1000] for a in arrays)
+    out = {}
+    if available.get("cornac"):
+        r = peers.cornac_mf(arrays, probe, k=k, epochs=repeat + 1, seed=seed, use_bias=bias)
+        out["cornac"] = float(statistics.median(r["epoch_seconds"][1:]))
+    if available.get("surprise"):
+        r = peers.surprise_svd(arrays, probe, k=k, epochs=repeat, seed=seed, biased=bias)
+        out["surprise"] = float(statistics.median(r["epoch_seconds"]))
+    for name, sec in out.items():
+        log(f"{model.name} k={k}: {name} {1000 * sec:,.1f} ms/epoch")
+    return out
+
+
+def time_epochs(model, train, *, optimizer: str, batch_size: int, repeat: int = 3,
+                threads: int = 1) -> list:
     """Seconds of ``repeat`` single epochs of ``model`` on ``train``, after one warm-up epoch.
 
     Each epoch is one ``model.fit(train, epochs=1)`` call, timed from outside.
@@ -218,7 +262,8 @@ def time_epochs(model, train, *, optimizer: str, batch_size: int, repeat: int = 
     from .errors import ModelError
     if not (isinstance(repeat, int) and repeat >= 1):
         raise ModelError(f"repeat must be a positive integer, got {repeat!r}")
-    kw = dict(epochs=1, optimizer=optimizer, batch_size=batch_size, verbose=0, progress=False)
+    kw = dict(epochs=1, optimizer=optimizer, batch_size=batch_size, verbose=0, progress=False,
+              threads=threads)
     model.fit(train, **kw)  # warm-up: compile or load kernels, build parameters and state
     times = []
     for _ in range(repeat):
@@ -290,13 +335,15 @@ def _cache_state(hits, misses):
 def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_OPTIMIZERS,
               factors=DEFAULT_FACTORS, repeat: int = 3, batch_size: int | None = None,
               seed: int = 0, train_fraction: float = 0.8, vs_keras: bool = False,
-              log=None) -> BenchResult:
+              vs_peers: bool = False, threads: int = 1, log=None) -> BenchResult:
     """Time every model x optimizer x factors on one synthetic data set (see the module doc).
 
     models: CLI names (default: every registered model); optimizers: ``adam``,
     ``sparse-adam``, ``sgd``; batch_size: None = 1 for sgd, 64 otherwise; repeat: timed
     epochs per row (median reported); vs_keras: also time Keras when importable (a row's
-    Keras figure is None when it is not); log: callable receiving one progress line per step.
+    Keras figure is None when it is not); vs_peers: also time the peer libraries that
+    implement the same model (:func:`peer_epochs`) when importable; threads: threads of the
+    per-sample SGD rows; log: callable receiving one progress line per step.
     """
     from .errors import ModelError
     from .models import MODELS, create_model_at, has_factors
@@ -322,6 +369,10 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
         except KerasUnavailable as exc:
             keras_status = str(exc)
 
+    peer_status = None
+    if vs_peers:
+        from . import peers
+        peer_status = peers.available()
     t0 = time.perf_counter()
     ratings, train = bench_data(n_ratings, seed=seed, train_fraction=train_fraction)
     log(f"data: {len(ratings):,} synthetic ratings, {len(train):,} for training "
@@ -343,9 +394,13 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
             for opt in optimizers:
                 bs = batch_size or default_batch_size(opt)
                 model = create_model_at(name, k, seed=seed)
-                times = time_epochs(model, train, optimizer=opt, batch_size=bs, repeat=repeat)
+                times = time_epochs(model, train, optimizer=opt, batch_size=bs, repeat=repeat,
+                                    threads=threads if opt == "sgd" and bs == 1 else 1)
                 row = BenchRow(name, opt, k if has_factors(name) else None, bs, len(train),
                                times, keras_s)
+                if peer_status:
+                    row.peer_seconds = peer_epochs(model, opt, bs, train, repeat, seed,
+                                                   peer_status, log)
                 rows.append(row)
                 log(f"{name} {opt} batch {bs} k={k}: {row.ms_per_epoch:,.1f} ms/epoch, "
                     f"{row.ratings_per_s:,.0f} ratings/s")
@@ -356,7 +411,7 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
                        cache_misses=misses, n_ratings=len(ratings), n_train=len(train),
                        n_users=ratings.n_users, n_items=ratings.n_items, seed=seed,
                        repeat=repeat, train_fraction=train_fraction, keras=keras_status,
-                       keras_available=keras_mod is not None)
+                       keras_available=keras_mod is not None, peers=peer_status)
 
 
 # ---- Keras (optional, imported lazily) ----------------------------------------------------

@@ -73,7 +73,7 @@ def notebook_model(name, k, seed=0):
 
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
             batch_size=64, optimizer="adam", lr=None, seed=0, repeats=1, shuffle="epoch",
-            early_stopping=None, log=None, progress=None, keep_going=True):
+            threads=1, early_stopping=None, log=None, progress=None, keep_going=True):
     """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
 
     repeats: train each model with seeds ``seed .. seed+repeats-1`` (initialisation, order
@@ -99,7 +99,8 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
                 try:
                     model.fit(train, validation=validation, epochs=epochs,
                               batch_size=batch_size, optimizer=optimizer, lr=lr,
-                              shuffle=shuffle, early_stopping=early_stopping,
+                              shuffle=shuffle, threads=threads,
+                              early_stopping=early_stopping,
                               verbose=1 if log else 0, log=log, progress=progress)
                 except MfcoreError as exc:
                     if not keep_going:

@@ -52,7 +52,7 @@ L2_MODES = ("keras", "per-sample")
 #: embedding initialisations the models offer
 EMBEDDING_INITS = ("uniform", "normal")
 #: order of the training records per epoch (see mfcore.engine.trainer.fit)
-SHUFFLES = ("epoch", "once", "none")
+SHUFFLES = ("epoch", "full", "once", "none")
 
 #: optimizer codes of the compiled engine (:mod:`mfcore.engine.optim`)
 SGD = 0

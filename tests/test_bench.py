@@ -110,7 +110,53 @@ def test_run_bench_rows():
     assert r.as_dict()["rows"][0]["model"] == "mf"
 
 
-@pytest.mark.parametrize("kw,needle", [({"models": ["svdpp"]}, "svdpp"),
+def test_run_bench_vs_peers_with_fakes(monkeypatch):
+    """The peers' figures join the SGD rows of the MF family, with ratios peer / ours."""
+    from mfcore import peers
+    calls = []
+
+    def fake_cornac(train, test, k, epochs, seed, use_bias):
+        calls.append(("cornac", k, epochs, use_bias, len(train[0])))
+        return {"epoch_seconds": [9.0] + [0.020] * (epochs - 1)}
+
+    def fake_surprise(train, test, k, epochs, seed, biased):
+        calls.append(("surprise", k, epochs, biased, len(train[0])))
+        return {"epoch_seconds": [0.050] * epochs}
+
+    monkeypatch.setattr(peers, "available",
+                        lambda: {"cornac": "9.9", "surprise": "1.0", "myfm": False})
+    monkeypatch.setattr(peers, "cornac_mf", fake_cornac)
+    monkeypatch.setattr(peers, "surprise_svd", fake_surprise)
+    r = bench.run_bench(20000, models=["mf", "mfb", "nn"], optimizers=["adam", "sgd"],
+                        factors=[4], repeat=2, vs_peers=True)
+    sgd = {row.model: row for row in r.rows if row.optimizer == "sgd"}
+    assert sgd["mfb"].peer_seconds == {"cornac": 0.020, "surprise": 0.050}
+    assert all(not row.peer_seconds for row in r.rows if row.optimizer == "adam")
+    assert not sgd["nn"].peer_seconds  # no peer implements it
+    assert ("cornac", 4, 3, False, r.n_train) in calls  # mf: no biases, warm-up + 2 epochs
+    assert ("surprise", 4, 2, True, r.n_train) in calls
+    table = r.format_table()
+    assert "cornac ms" in table and "surprise ms" in table
+    line = next(ln for ln in table.splitlines() if ln.startswith("mfb") and " sgd " in ln)
+    ratio = 0.020 / sgd["mfb"].seconds
+    assert f"{ratio:,.2f}" in line
+    d = r.as_dict()
+    assert d["peers"]["myfm"] is False
+    row = next(x for x in d["rows"] if x["model"] == "mfb" and x["optimizer"] == "sgd")
+    assert row["peers"]["cornac"]["ms_per_epoch"] == pytest.approx(20.0)
+
+
+def test_importing_mfcore_never_imports_the_peers():
+    import subprocess
+    import sys
+    code = ("import sys, mfcore, mfcore.bench, mfcore.models; "
+            "print([m for m in ('cornac', 'surprise', 'myfm') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("kw,needle", [({"models": ["nosuchmodel"]}, "nosuchmodel"),
                                        ({"optimizers": ["rmsprop"]}, "rmsprop"),
                                        ({"factors": [0]}, "factors")])
 def test_run_bench_rejects_bad_arguments(kw, needle):

@@ -51,11 +51,17 @@ def _ints(ctx, param, value):
 @click.option("--vs-keras", is_flag=True,
               help="Also time one Keras epoch (Adam, batch 64) of each model when "
                    "TensorFlow/Keras is importable; print keras ms and keras/ours.")
+@click.option("--vs-peers", is_flag=True,
+              help="Also time the peer libraries that implement the same model on the same "
+                   "data (Cornac MF, Surprise SVD for per-sample SGD) when importable: "
+                   "pip install 'mfcore[peers]'.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads of the per-sample SGD rows (the same numbers for any count).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_keras,
-          as_json, markdown, quiet):
+          vs_peers, threads, as_json, markdown, quiet):
     """Kernel speed: ms per epoch and ratings/s per model x optimizer x factors.
 
     Each row: the median of --repeat one-epoch fits after a warm-up epoch, on a synthetic
@@ -67,6 +73,7 @@ def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_k
       mfcore bench --models mf,mfb,mfbs --factors 10,50
       mfcore bench --ratings 100000 --optimizers sgd --repeat 5 --markdown
       mfcore bench --models mfb --factors 10 --vs-keras
+      mfcore bench --models mfb --optimizers sgd --factors 10 --vs-peers --threads 2
       mfcore bench --ratings 20000 --models mf --factors 4 --repeat 1 --json
     """
     from ..bench import run_bench
@@ -85,9 +92,12 @@ def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_k
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = run_bench(n_ratings=n_ratings, models=models, optimizers=optimizers,
                        factors=factors, repeat=repeat, batch_size=batch_size, seed=seed,
-                       vs_keras=vs_keras, log=log)
+                       vs_keras=vs_keras, vs_peers=vs_peers, threads=threads, log=log)
     if vs_keras and not result.keras_available:
         click.echo(result.keras, err=True)
+    if vs_peers and not any((result.peers or {}).values()):
+        click.echo("no peer library is importable here (cornac, surprise, myfm): "
+                   "pip install 'mfcore[peers]'", err=True)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     else:

@@ -54,8 +54,8 @@ def _same_destination(a, b) -> bool:
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
 def compare(dataset, data, sep, header, models, factors, split_seed, train_fraction, epochs,
-            batch_size, optimizer, lr, seed, shuffle, patience, repeats, as_json, markdown,
-            plot_path, progress, quiet):
+            batch_size, optimizer, lr, seed, shuffle, threads, patience, repeats, as_json,
+            markdown, plot_path, progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -103,7 +103,8 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     t0 = time.perf_counter()
     results = run_compare(train, val, models=models, factors=factors, epochs=epochs,
                           batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed,
-                          repeats=repeats, shuffle=shuffle, early_stopping=patience, log=log,
+                          repeats=repeats, shuffle=shuffle, threads=threads,
+                          early_stopping=patience, log=log,
                           progress=progress)
     wall = time.perf_counter() - t0
     if as_json:

@@ -97,8 +97,13 @@ def training_options(f):
                      help="Initialisation, shuffling and dropout seed."),
         click.option("--shuffle", type=click.Choice(registry.SHUFFLES),
                      default="epoch", show_default=True,
-                     help="epoch: a new order every epoch; once: one order for all epochs, "
-                          "as seeded Keras 3 fit (the reference figures); none: data order."),
+                     help="epoch: a new order every epoch (per-sample SGD: drawn block by "
+                          "block); full: a new order of all ratings every epoch; once: one "
+                          "order for all epochs, as seeded Keras 3 fit (the reference "
+                          "figures); none: data order."),
+        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
+                          "same numbers for any count."),
         click.option("--early-stopping", "patience", type=click.IntRange(min=0), default=None,
                      help="Stop after PATIENCE epochs without a better val MSE; keep the best."),
     ]
@@ -152,7 +157,7 @@ def build_model(model_name, seed, **given):
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
           split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
-          patience, save_path, force, as_json, progress, quiet, verbose):
+          threads, patience, save_path, force, as_json, progress, quiet, verbose):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
@@ -198,7 +203,7 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
     t0 = time.perf_counter()
     hist = model.fit(train_set, validation=val_set, epochs=epochs, batch_size=batch_size,
                      optimizer=optimizer, lr=lr, shuffle=shuffle, early_stopping=patience,
-                     progress=progress,
+                     progress=progress, threads=threads,
                      verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
     if verbose:

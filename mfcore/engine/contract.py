@@ -36,9 +36,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
 from numba import njit
 
-from ..kernels import FAST
+from ..kernels import CORE, FAST
+from .tables import start
 
 __all__ = ["Params", "Grads", "Touched", "emit", "touch", "G2_NONE", "G2_OCCURRENCES",
            "G2_SUM"]
@@ -61,30 +63,38 @@ G2_OCCURRENCES = 1  # Keras' Adam: sum over occurrences of g^2
 G2_SUM = 2          # textbook Adam: (sum of occurrences)^2, filled in by the engine
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, inline="always", fastmath=FAST)
 def emit(T, R, t, r, g):
     """Add one occurrence's gradient ``g`` (``T.cols[t]`` values) for row ``r`` of table
     ``t``: per-sample L2 ``2/n * l2 * (w - center)`` joins it first (and its penalty
     ``l2 (w - center)^2`` goes to ``R.pen``); then ``G += g`` and, for Keras' Adam,
     ``G2 += g^2``. Zeroes ``g``."""
     cols = T.cols[t]
-    base = T.off[t] + r * cols
-    c0 = T.coff[t]
-    for c in range(cols):
-        if R.per_sample:
-            l2 = T.l2s[c0 + c]
+    s = start(T, t, r)
+    if R.per_sample:
+        c0 = np.uint64(T.coff[t])
+        for c in range(cols):
+            cc = c0 + np.uint64(c)
+            l2 = T.l2s[cc]
             if l2 != 0.0:
-                w = T.W[base + c] - T.center[c0 + c]
+                w = T.W[s + np.uint64(c)] - T.center[cc]
                 R.pen[0] += l2 * w * w
                 g[c] += R.scale[0] * l2 * w
-        v = g[c]
-        R.G[base + c] += v
-        if R.g2_mode == G2_OCCURRENCES:
-            R.G2[base + c] += v * v
-        g[c] = 0.0
+    G, G2 = R.G, R.G2
+    if R.g2_mode == G2_OCCURRENCES:
+        for c in range(cols):
+            j = s + np.uint64(c)
+            v = g[c]
+            G[j] += v
+            G2[j] += v * v
+            g[c] = 0.0
+    else:
+        for c in range(cols):
+            G[s + np.uint64(c)] += g[c]
+            g[c] = 0.0
 
 
-@njit(cache=True)
+@njit(**CORE, inline="always")
 def touch(T, K, t, r):
     """Record that the current batch reads row ``r`` of table ``t`` (once per step)."""
     gid = T.gid[t] + r

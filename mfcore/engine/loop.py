@@ -13,29 +13,30 @@ Per batch (:func:`run_batches`)::
 """
 import math
 
+import numpy as np
 from numba import njit
 
-from ..kernels import FAST, dispatch
+from ..kernels import CORE, FAST, dispatch
 from ..registry import ADAM
 from . import optim
 from .contract import G2_SUM
+from .tables import start
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, fastmath=FAST)
 def _square_sums(T, R, K):
     """``G2 = G^2`` on the touched rows (the textbook second-moment input)."""
     for j in range(K.count[0]):
-        t_idx = K.tab[j]
-        cols = T.cols[t_idx]
-        base = T.off[t_idx] + K.rows[j] * cols
-        for c in range(cols):
-            R.G2[base + c] = R.G[base + c] * R.G[base + c]
+        s = start(T, K.tab[j], K.rows[j])
+        for c in range(T.cols[K.tab[j]]):
+            i = s + np.uint64(c)
+            R.G2[i] = R.G[i] * R.G[i]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, fastmath=FAST)
 def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
     """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on
     batches ``b_first .. b_last-1`` of the epoch whose records, already in epoch order, are
@@ -74,23 +75,17 @@ def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
     return loss_sum, seen, STATUS_OK
 
 
-@njit(cache=True)
+@njit(**CORE)
 def predict_all(fam, T, P, S, out, ws, chunk):
     """Predictions for every record of ``S`` into ``out``, ``chunk`` records at a time (the
     size ``ws`` was made for)."""
     n = S.X.shape[0]
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        dispatch.predict(fam, T, P, S, start, m, out[start:start + m], ws)
+    for first in range(0, n, chunk):
+        m = min(chunk, n - first)
+        dispatch.predict(fam, T, P, S, first, m, out[first:first + m], ws)
 
 
-@njit(cache=True)
-def sgd_epoch(fam, T, P, S, lr):
-    """A family's fused per-sample SGD epoch over ``S`` in its order."""
-    return dispatch.sgd_epoch(fam, T, P, S, lr)
-
-
-@njit(cache=True)
+@njit(**CORE)
 def error_sums(pred, y):
     """(sum of squared errors, sum of absolute errors) in float64."""
     sse = 0.0

@@ -35,7 +35,8 @@ gradient becomes dense and the square is of the sum again.
 State (:data:`OptArrays`): ``M``, ``V`` shaped like the arena; ``last`` (one int64 per
 global row: the step it was last brought up to date); ``m_theta``, ``v_theta``; ``step``
 (a 1-element box); ``dense`` (per table: step every row every step); ``tables`` (the
-closed-form catch-up tables of the current epoch). Settings (:data:`OptConfig`): the
+closed-form catch-up tables of the current epoch); ``coef`` (6 scratch values in the
+tables' dtype, so that the row update runs in float32 for float32 tables). Settings (:data:`OptConfig`): the
 optimizer code, ``lr``, ``b1``, ``b2``, ``eps``, ``t_base`` (the step count when the
 catch-up tables were made), ``batch_size`` and ``seed``.
 """
@@ -45,10 +46,11 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ..kernels import FAST
+from ..kernels import CORE, FAST
 from ..registry import ADAM, SGD, SPARSE_ADAM
+from .tables import start, view
 
-OptArrays = namedtuple("OptArrays", "M V last m_theta v_theta step dense tables")
+OptArrays = namedtuple("OptArrays", "M V last m_theta v_theta step dense tables coef")
 OptConfig = namedtuple("OptConfig", "opt lr b1 b2 eps t_base batch_size seed")
 
 # Steps beyond which a skipped step's contribution, weighted by (b1/sqrt(b2))^j, is below
@@ -56,7 +58,7 @@ OptConfig = namedtuple("OptConfig", "opt lr b1 b2 eps t_base batch_size seed")
 CATCH_UP_HORIZON = 400
 
 
-@njit(cache=True)
+@njit(**CORE)
 def adam_alpha(lr, b1, b2, t):
     """Keras' bias-corrected step size at step ``t`` (1-based)."""
     return lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
@@ -88,10 +90,10 @@ def catch_up_tables(t_base, n_steps, lr, b1, b2):
     return tab
 
 
-@njit(cache=True, inline="always", fastmath=FAST)
-def _catch_up_row(W, M, V, base, cols, tau, k, t_base, tables, b1, b2, eps):
-    """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to the row at
-    ``W[base : base+cols]``, in O(columns).
+@njit(**CORE, inline="always", fastmath=FAST)
+def _catch_up_row(W, M, V, s, cols, tau, k, t_base, tables, b1, b2, eps):
+    """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to the row of ``cols``
+    columns starting at (unsigned) ``s``, in O(columns).
 
     With g = 0, ``m_j = b1^j m``, ``v_j = b2^j v`` and the weight moves by
     ``sum_j alpha_{tau+j} b1^j m / (b2^{j/2} s + eps)``, ``s = sqrt(v)``. Writing
@@ -111,30 +113,30 @@ def _catch_up_row(W, M, V, base, cols, tau, k, t_base, tables, b1, b2, eps):
     b1k = tables[2, k]
     b2k = tables[3, k]
     for c in range(cols):
-        j = base + c
+        j = s + np.uint64(c)
         m = M[j]
         if m == 0.0:
             V[j] = V[j] * b2k
             continue
-        s = math.sqrt(V[j])
-        inv = 1.0 / (s + eps)
+        sv = math.sqrt(V[j])
+        inv = 1.0 / (sv + eps)
         W[j] -= m * inv * (d0 - eps * inv * d1)
         M[j] = m * b1k
         V[j] = V[j] * b2k
 
 
-@njit(cache=True, inline="always")
+@njit(**CORE, inline="always")
 def _catch_up(T, O, cfg, t_idx, r, t):
     """Bring row ``r`` of table ``t_idx`` to step ``t``."""
     g = T.gid[t_idx] + r
     k = t - O.last[g]
     if k > 0:
-        _catch_up_row(T.W, O.M, O.V, T.off[t_idx] + r * T.cols[t_idx], T.cols[t_idx],
-                      O.last[g], k, cfg.t_base, O.tables, cfg.b1, cfg.b2, cfg.eps)
+        _catch_up_row(T.W, O.M, O.V, start(T, t_idx, r), T.cols[t_idx], O.last[g], k,
+                      cfg.t_base, O.tables, cfg.b1, cfg.b2, cfg.eps)
         O.last[g] = t
 
 
-@njit(cache=True)
+@njit(**CORE)
 def catch_up_touched(T, O, K, cfg, t):
     """Bring the rows the batch touches (``K``) to step ``t``. The engine calls it with
     ``t - 1`` BEFORE the forward pass, so that the batch sees the same weights as Keras'
@@ -145,7 +147,7 @@ def catch_up_touched(T, O, K, cfg, t):
             _catch_up(T, O, cfg, t_idx, K.rows[j], t)
 
 
-@njit(cache=True)
+@njit(**CORE)
 def catch_up_all(T, O, cfg, t):
     """Bring every row of every table to step ``t`` (end of epoch, before validation)."""
     for t_idx in range(T.off.size):
@@ -158,13 +160,14 @@ def catch_up_all(T, O, cfg, t):
             _catch_up(T, O, cfg, t_idx, r, t)
 
 
-@njit(cache=True, inline="always", fastmath=FAST)
-def _adam_row(W, M, V, G, G2, base, cols, coef):
-    """One Adam step of one row; ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype
-    (float32 arithmetic for float32 tables, as Keras). ``G2`` is the second-moment input."""
+@njit(**CORE, inline="always", fastmath=FAST)
+def _adam_row(W, M, V, G, G2, s, cols, coef):
+    """One Adam step of the row of ``cols`` columns starting at (unsigned) ``s``;
+    ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype (float32 arithmetic for
+    float32 tables, as Keras). ``G2`` is the second-moment input."""
     alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
     for c in range(cols):
-        j = base + c
+        j = s + np.uint64(c)
         m = b1 * M[j] + c1 * G[j]
         v = b2 * V[j] + c2 * G2[j]
         M[j] = m
@@ -174,7 +177,7 @@ def _adam_row(W, M, V, G, G2, base, cols, coef):
         G2[j] = 0.0
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, fastmath=FAST)
 def rows_step(T, R, O, K, cfg, t):
     """Update the touched rows (``K``) of every table not stepped densely, at step ``t``,
     and zero their ``G``/``G2``."""
@@ -185,17 +188,17 @@ def rows_step(T, R, O, K, cfg, t):
             t_idx = K.tab[j]
             if O.dense[t_idx]:
                 continue
-            cols = T.cols[t_idx]
-            base = T.off[t_idx] + K.rows[j] * cols
-            c0 = T.coff[t_idx]
-            for c in range(cols):
-                W[base + c] -= cfg.lr * T.lr_scale[c0 + c] * G[base + c]
-                G[base + c] = 0.0
-                G2[base + c] = 0.0
+            s = start(T, t_idx, K.rows[j])
+            c0 = np.uint64(T.coff[t_idx])
+            for c in range(T.cols[t_idx]):
+                i = s + np.uint64(c)
+                W[i] -= cfg.lr * T.lr_scale[c0 + np.uint64(c)] * G[i]
+                G[i] = 0.0
+                G2[i] = 0.0
         return
     if cfg.opt != ADAM and cfg.opt != SPARSE_ADAM:
         raise ValueError("unknown optimizer code")
-    coef = np.empty(6, W.dtype)
+    coef = O.coef
     coef[0] = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
     coef[1] = cfg.b1
     coef[2] = cfg.b2
@@ -210,58 +213,57 @@ def rows_step(T, R, O, K, cfg, t):
         if cfg.opt == ADAM:
             _catch_up(T, O, cfg, t_idx, r, t - 1)
             O.last[T.gid[t_idx] + r] = t
-        cols = T.cols[t_idx]
-        _adam_row(W, O.M, O.V, G, G2, T.off[t_idx] + r * cols, cols, coef)
+        _adam_row(W, O.M, O.V, G, G2, start(T, t_idx, r), T.cols[t_idx], coef)
 
 
-@njit(cache=True)
+@njit(**CORE)
 def dense_table_step(T, R, O, cfg, t_idx, t):
     """Step EVERY row of table ``t_idx`` (the literal Keras update), adding Keras'
     whole-matrix L2 gradient ``2 l2[c] W`` to every row; zeroes its ``G``/``G2``. Adam's
     second-moment input is ``G2`` without L2, the square of the (dense) gradient with it,
     as Keras. Returns the penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the
     step (Keras adds it to the batch loss)."""
-    W, G, G2 = T.W, R.G, R.G2
-    rows, cols = T.rows[t_idx], T.cols[t_idx]
-    off, c0 = T.off[t_idx], T.coff[t_idx]
+    W, G, G2 = view(T.W, T, t_idx), view(R.G, T, t_idx), view(R.G2, T, t_idx)
+    rows, cols = W.shape
+    c0 = T.coff[t_idx]
+    l2k = T.l2k[c0:c0 + cols]
+    lr_scale = T.lr_scale[c0:c0 + cols]
     penalty = 0.0
     if cfg.opt == SGD:
-        for row in range(rows):
+        for i in range(rows):
             for c in range(cols):
-                j = off + row * cols + c
-                w = W[j]
-                l2 = T.l2k[c0 + c]
+                w = W[i, c]
+                l2 = l2k[c]
                 penalty += l2 * w * w
-                W[j] = w - cfg.lr * T.lr_scale[c0 + c] * (G[j] + 2.0 * l2 * w)
-                G[j] = 0.0
-                G2[j] = 0.0
+                W[i, c] = w - cfg.lr * lr_scale[c] * (G[i, c] + 2.0 * l2 * w)
+                G[i, c] = 0.0
+                G2[i, c] = 0.0
         return penalty
     dense = False
     for c in range(cols):
-        dense = dense or T.l2k[c0 + c] != 0
+        dense = dense or l2k[c] != 0
     alpha = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
     b1, b2, eps = cfg.b1, cfg.b2, cfg.eps
     c1 = 1.0 - b1
     c2 = 1.0 - b2
-    M, V = O.M, O.V
-    for row in range(rows):
+    M, V = view(O.M, T, t_idx), view(O.V, T, t_idx)
+    for i in range(rows):
         for c in range(cols):
-            j = off + row * cols + c
-            w = W[j]
-            l2 = T.l2k[c0 + c]
-            g = G[j] + 2.0 * l2 * w
+            w = W[i, c]
+            l2 = l2k[c]
+            g = G[i, c] + 2.0 * l2 * w
             penalty += l2 * w * w
-            m = b1 * M[j] + c1 * g
-            v = b2 * V[j] + c2 * (g * g if dense else G2[j])
-            M[j] = m
-            V[j] = v
-            W[j] = w - alpha * m / (math.sqrt(v) + eps)
-            G[j] = 0.0
-            G2[j] = 0.0
+            m = b1 * M[i, c] + c1 * g
+            v = b2 * V[i, c] + c2 * (g * g if dense else G2[i, c])
+            M[i, c] = m
+            V[i, c] = v
+            W[i, c] = w - alpha * m / (math.sqrt(v) + eps)
+            G[i, c] = 0.0
+            G2[i, c] = 0.0
     return penalty
 
 
-@njit(cache=True)
+@njit(**CORE)
 def vector_step(cfg, w, m, v, g, t):
     """Update the dense parameter vector ``w`` (all of it, every step); zeroes ``g``."""
     if cfg.opt == SGD:
@@ -285,7 +287,7 @@ def vector_step(cfg, w, m, v, g, t):
         g[i] = 0.0
 
 
-@njit(cache=True)
+@njit(**CORE)
 def apply_step(T, P, R, O, K, cfg, t):
     """One optimizer step at step ``t`` after the batch's gradients are in ``R``: touched
     rows, densely stepped tables, then the dense weights. Returns Keras' L2 penalty of the

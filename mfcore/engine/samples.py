@@ -18,10 +18,11 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from ..kernels import CORE
 from ..kernels.rng import epoch_state, xorshift
 
 __all__ = ["Samples", "USER", "ITEM", "RATING", "FIRST_CONTEXT", "pack", "empty_like",
-           "shuffle_into", "copy_into"]
+           "shuffle_into", "shuffle_range", "copy_into"]
 
 USER, ITEM, RATING = 0, 1, 2
 FIRST_CONTEXT = 3
@@ -54,7 +55,7 @@ def empty_like(s: Samples) -> Samples:
     return Samples(X, X.view(np.float32))
 
 
-@njit(cache=True)
+@njit(**CORE)
 def shuffle_into(X, seed, epoch, out):
     """Write the records of ``X`` into ``out`` in a uniformly random order fixed by
     (seed, epoch): a copy, then Fisher-Yates, so that the epoch then reads its records
@@ -74,7 +75,29 @@ def shuffle_into(X, seed, epoch, out):
             out[r, c] = tmp
 
 
-@njit(cache=True)
+@njit(**CORE)
+def shuffle_range(X, start, end, state):
+    """Put records ``start .. end-1`` of ``X`` in a uniformly random order, in place
+    (Fisher-Yates from the xorshift64 state ``state``). Cheap when the range fits in cache:
+    the grid of blocks shuffles one block at a time, just before training it."""
+    w = X.shape[1]
+    m = end - start
+    for a in range(m - 1):
+        j = start + a
+        state = xorshift(state)
+        r = j + np.int64(((state >> np.uint64(32)) * np.uint64(m - a)) >> np.uint64(32))
+        if w == 3:  # the common record (user, item, rating), swapped without a loop
+            t0, t1, t2 = X[j, 0], X[j, 1], X[j, 2]
+            X[j, 0], X[j, 1], X[j, 2] = X[r, 0], X[r, 1], X[r, 2]
+            X[r, 0], X[r, 1], X[r, 2] = t0, t1, t2
+        else:
+            for c in range(w):
+                t = X[j, c]
+                X[j, c] = X[r, c]
+                X[r, c] = t
+
+
+@njit(**CORE)
 def copy_into(X, out):
     """The records in data order."""
     n, w = X.shape

@@ -22,8 +22,10 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from ..errors import ModelError
+from ..kernels import CORE
 from ..registry import L2_MODES
 
 __all__ = ["TableSpec", "Tables", "ParameterTables", "INITS", "L2_MODES"]
@@ -202,3 +204,25 @@ class ParameterTables:
     def with_dtype(self, dtype) -> "ParameterTables":
         """A copy whose arena has another dtype (float64 for gradient checks)."""
         return ParameterTables(self.specs, self.as_dict(), dtype=dtype)
+
+
+# ---- compiled access ---------------------------------------------------------------------
+# Numba turns a SIGNED computed index (``W[base + c]``) into a wrap-around check per access,
+# which keeps LLVM from vectorising and doubled the cost of the MF kernels; a slice per row
+# costs two reference-count updates. So kernels index a table through a 2-D view made once
+# per call (``view``), and per-row engine code through an UNSIGNED start (``start``):
+# ``A[s + np.uint64(c)]`` compiles to plain address arithmetic.
+
+
+@njit(**CORE, inline="always")
+def view(A, T, t):
+    """The part of an arena-shaped array ``A`` (``T.W`` itself, gradients, moments) that
+    belongs to table ``t``, as a (rows, cols) view."""
+    o = T.off[t]
+    return A[o:o + T.rows[t] * T.cols[t]].reshape((T.rows[t], T.cols[t]))
+
+
+@njit(**CORE, inline="always")
+def start(T, t, r):
+    """Where row ``r`` of table ``t`` starts in arena-shaped arrays, as an unsigned index."""
+    return np.uint64(T.off[t] + r * T.cols[t])

@@ -21,7 +21,7 @@ import numpy as np
 from .. import registry
 from ..errors import ModelError, TrainingDiverged
 from ..kernels import dispatch
-from . import loop, optim, samples
+from . import blocked, loop, optim, samples
 from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, Grads, Touched
 from .optim import OptArrays, OptConfig
 
@@ -109,12 +109,13 @@ class FitOptions:
     progress: bool
     log: object
     callbacks: tuple
+    threads: int = 1
 
 
 def fit_options(model, validation, *, epochs=6, batch_size=64, optimizer="adam", lr=None,
                 beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
                 seed=None, early_stopping=None, restore_best=True, verbose=1, progress=None,
-                log=None, callbacks=()) -> FitOptions:
+                log=None, callbacks=(), threads=1) -> FitOptions:
     """Check :func:`fit`'s keyword arguments and resolve their defaults."""
     opt = registry.optimizer(optimizer)
     lr = opt.default_lr if lr is None else lr
@@ -143,6 +144,18 @@ def fit_options(model, validation, *, epochs=6, batch_size=64, optimizer="adam",
     seed = model.seed if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise ModelError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    import numba
+    max_threads = numba.config.NUMBA_NUM_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= threads <= max_threads:
+        raise ModelError(f"threads must be an integer from 1 to {max_threads} (the cores "
+                         f"Numba may use here), got {threads!r}")
+    if threads > 1 and not (opt.code == registry.SGD and batch_size == 1
+                            and shuffle == "epoch" and dispatch.has_fused_sgd(model.kernel)):
+        raise ModelError("threads > 1 runs per-sample SGD on a grid of blocks: it needs "
+                         "optimizer='sgd', batch_size=1, shuffle='epoch' and a model with a "
+                         f"fused SGD kernel ({model.name} "
+                         + ("has one)" if dispatch.has_fused_sgd(model.kernel) else "has none)"))
     if log is None:
         def log(line):
             print(line, file=sys.stderr, flush=True)
@@ -151,7 +164,7 @@ def fit_options(model, validation, *, epochs=6, batch_size=64, optimizer="adam",
     return FitOptions(int(epochs), int(batch_size), opt, float(lr), float(beta_1),
                       float(beta_2), float(epsilon), bool(keras_moments), shuffle, int(seed),
                       early_stopping, bool(restore_best), int(verbose), bool(progress), log,
-                      tuple(callbacks))
+                      tuple(callbacks), int(threads))
 
 
 class Run:
@@ -185,7 +198,6 @@ class Run:
                          np.zeros(n_rows, np.int64), np.zeros(1, np.int64),
                          np.zeros(1, np.int64))
         self.S = model._encode_ratings(train)
-        self.E = samples.empty_like(self.S)
         self.n = self.S.X.shape[0]
         self.n_batches = -(-self.n // o.batch_size)
         self.ws = model._workspace(o.batch_size)
@@ -195,10 +207,18 @@ class Run:
         self.fused = (o.optimizer.code == registry.SGD and o.batch_size == 1
                       and dispatch.has_fused_sgd(model.kernel) and not dense.any())
         self.family = model.kernel_family
+        self.grid = None
+        if self.fused and o.shuffle == "epoch":
+            self.grid = model._grid_for(train, self.S, o.seed)
+        else:
+            self.E = samples.empty_like(self.S)
 
     def _order(self, e, epoch):
-        """Put the records in this epoch's order (``E``)."""
-        if self.o.shuffle == "epoch" or (self.o.shuffle == "once" and e == 0):
+        """Put the records in this epoch's order (``E``); the grid path shuffles inside its
+        epoch instead."""
+        if self.grid is not None:
+            return
+        if self.o.shuffle in ("epoch", "full") or (self.o.shuffle == "once" and e == 0):
             samples.shuffle_into(self.S.X, self.o.seed, epoch, self.E.X)
         elif self.o.shuffle == "none" and e == 0:
             samples.copy_into(self.S.X, self.E.X)
@@ -215,10 +235,18 @@ class Run:
                   if adam else np.zeros((6, 1)))
         st = self.state
         O = OptArrays(st.M, st.V, st.last, st.m_theta, st.v_theta, self.step, self.dense,
-                      tables)
+                      tables, np.zeros(6, T.W.dtype))
         cfg = self.cfg._replace(t_base=t_base)
-        if self.fused:
-            loss_sum = loop.sgd_epoch(self.family, T, P, self.E, o.lr)
+        if self.grid is not None:
+            g = self.grid
+            with _threads(o.threads):
+                loss_sum = blocked.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, o.lr, o.seed,
+                                              epoch, g.losses,
+                                              g.scratch(self.ws.size, T.W.dtype))
+            seen, ok = self.n, math.isfinite(loss_sum)
+            self.step[0] += self.n
+        elif self.fused:
+            loss_sum = blocked.sequential_epoch(self.family, T, P, self.E, o.lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         else:
@@ -254,6 +282,22 @@ class Run:
         return loss_sum, seen, status == loop.STATUS_OK
 
 
+class _threads:
+    """Run Numba's parallel regions on ``n`` threads inside the block."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        import numba
+        self.before = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import numba
+        numba.set_num_threads(self.before)
+
+
 def evaluate_records(model, S, y):
     """Plain MSE and MAE of ``model`` on records ``S`` with ratings ``y``."""
     sse, sae = loop.error_sums(model._predict_records(S), y)
@@ -277,14 +321,19 @@ def fit(model, train, validation=None, **options):
     a batch is the sum of the squared per-occurrence gradients, as Keras 3 computes it
     (True, default), or the square of their sum, the textbook rule (False); shuffle:
     ``"epoch"`` (a new order every epoch, as Keras documents and as the notebook's unseeded
-    runs did), ``"once"`` (one order for all the epochs of this call: what Keras 3 ``fit``
-    actually does after ``keras.utils.set_random_seed``, and so what produced the reference
-    figures), or ``"none"`` (data order); seed: shuffling and dropout seed (default: the
-    model's ``seed``); early_stopping: patience in epochs on validation MSE (None: off),
-    restoring the best epoch's weights when ``restore_best``; verbose: 0 silent, 1 one line
-    per epoch; progress: show a progress bar (None: when stderr is a terminal); log: a
-    callable taking each line (default: print to stderr); callbacks: callables
-    ``f(epoch, history)``; one returning True stops training.
+    runs did; for per-sample SGD the order is drawn block-wise, see
+    :mod:`mfcore.engine.blocked`), ``"full"`` (a new uniformly random order of all records
+    every epoch, also for per-sample SGD), ``"once"`` (one order for all the epochs of this
+    call: what Keras 3 ``fit`` actually does after ``keras.utils.set_random_seed``, and so
+    what produced the reference figures), or ``"none"`` (data order); seed: shuffling and
+    dropout seed (default: the model's ``seed``); threads: threads for per-sample SGD
+    (``optimizer="sgd"``, ``batch_size=1``, ``shuffle="epoch"``: the grid of blocks gives
+    bit-identical numbers for any number of threads; default 1); early_stopping: patience
+    in epochs on validation MSE (None: off), restoring the best epoch's weights when
+    ``restore_best``; verbose: 0 silent, 1 one line per epoch; progress: show a progress
+    bar (None: when stderr is a terminal); log: a callable taking each line (default:
+    print to stderr); callbacks: callables ``f(epoch, history)``; one returning True stops
+    training.
     """
     o = fit_options(model, validation, **options)
     if len(train) == 0:

@@ -26,6 +26,19 @@ second-moment input for embedding rows (see :mod:`mfcore.engine.optim`).
 #: division and square roots (Keras' Adam arithmetic).
 FAST = {"contract", "reassoc", "nsz"}
 
+#: Options of every compiled function on the training and prediction hot path:
+#:
+#: - cached on disk;
+#: - without Numba's reference counting (``_nrt=False``): those functions never allocate;
+#:   every array reaches them borrowed from Python, which owns it. With reference counting,
+#:   reading an array out of a namedtuple (``T.W``, ``K.mark``) inside a loop costs two
+#:   atomic updates per iteration and a call costs two per array argument: measured, the
+#:   touched-row bookkeeping alone ran 16 times slower;
+#: - NumPy's error model: a float division by zero gives inf or NaN (which the trainer's
+#:   divergence check reports) instead of raising. Python's model tests every divisor,
+#:   and that branch keeps LLVM from vectorising the Adam update (sqrt and divide).
+CORE = {"cache": True, "_nrt": False, "error_model": "numpy"}
+
 
 def _isolate_numba_cache():
     """Key Numba's on-disk cache on the sources of the compiled core.

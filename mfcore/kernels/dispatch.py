@@ -8,7 +8,7 @@ gets its own compiled, disk-cached loop and compiles only its own kernel.
 
 A model names its family (``kernel = "mf"``); :func:`family` gives the marker. Adding a
 family: its module under ``kernels/`` (``touch``, ``forward_backward``, ``predict``,
-optionally ``sgd_epoch``) and one entry in :data:`FAMILIES`.
+optionally ``sgd_block``) and one entry in :data:`FAMILIES`.
 """
 from numba import types
 from numba.extending import (NativeValue, models, overload, register_model, typeof_impl,
@@ -63,8 +63,8 @@ def family(name) -> Family:
 
 
 def has_fused_sgd(name) -> bool:
-    """Whether family ``name`` has a fused per-sample SGD epoch (``sgd_epoch``)."""
-    return hasattr(FAMILIES[name], "sgd_epoch")
+    """Whether family ``name`` has a fused per-sample SGD kernel (``sgd_block``)."""
+    return hasattr(FAMILIES[name], "sgd_block")
 
 
 def _module(marker):
@@ -88,12 +88,13 @@ def predict(fam, T, P, S, start, n, out, ws):
     raise NotImplementedError("compiled code only")
 
 
-def sgd_epoch(fam, T, P, S, lr):
-    """A fused per-sample SGD epoch over ``S`` in its order (see :func:`has_fused_sgd`)."""
+def sgd_block(fam, T, P, S, start, end, lr, ws):
+    """Fused per-sample SGD over records ``start .. end-1`` in their order (see
+    :func:`has_fused_sgd`)."""
     raise NotImplementedError("compiled code only")
 
 
-@overload(touch)
+@overload(touch, inline="always")
 def _touch(fam, T, P, S, start, n, K):
     mod = _module(fam)
     if mod is not None:
@@ -104,7 +105,7 @@ def _touch(fam, T, P, S, start, n, K):
         return impl
 
 
-@overload(forward_backward)
+@overload(forward_backward, inline="always")
 def _forward_backward(fam, T, P, S, start, n, R, ws, seed, step, training):
     mod = _module(fam)
     if mod is not None:
@@ -115,7 +116,7 @@ def _forward_backward(fam, T, P, S, start, n, R, ws, seed, step, training):
         return impl
 
 
-@overload(predict)
+@overload(predict, inline="always")
 def _predict(fam, T, P, S, start, n, out, ws):
     mod = _module(fam)
     if mod is not None:
@@ -126,12 +127,12 @@ def _predict(fam, T, P, S, start, n, out, ws):
         return impl
 
 
-@overload(sgd_epoch)
-def _sgd_epoch(fam, T, P, S, lr):
+@overload(sgd_block, inline="always")
+def _sgd_block(fam, T, P, S, start, end, lr, ws):
     mod = _module(fam)
-    if mod is not None and hasattr(mod, "sgd_epoch"):
-        f = mod.sgd_epoch
+    if mod is not None and hasattr(mod, "sgd_block"):
+        f = mod.sgd_block
 
-        def impl(fam, T, P, S, lr):
-            return f(T, P, S, lr)
+        def impl(fam, T, P, S, start, end, lr, ws):
+            return f(T, P, S, start, end, lr, ws)
         return impl

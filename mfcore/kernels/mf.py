@@ -14,137 +14,163 @@ Settings: ``spec`` laid out by :data:`SPEC`, ``fspec = [scale]``; workspace: one
 gradient per table (``2 * (k + 1)`` floats).
 """
 
-import numpy as np
+import math
+
 from numba import njit
 
 from ..engine.contract import emit, touch as touch_row
 from ..engine.samples import ITEM, RATING, USER
+from ..engine.tables import view
 from ..layout import fields
-from . import FAST
+from . import CORE, FAST
 from .output import output
 
 USERS, ITEMS = 0, 1
 SPEC = fields("MFSpec", "k bias sigmoid")
 
 
-@njit(cache=True, inline="always", fastmath=FAST)
-def _z(W, ub, ib, k, bias):
-    z = W[ub] * W[ib]
+@njit(**CORE, inline="always", fastmath=FAST)
+def _z(U, I, u, i, k, bias):
+    z = U[u, 0] * I[i, 0]
     for f in range(1, k):
-        z += W[ub + f] * W[ib + f]
+        z += U[u, f] * I[i, f]
     if bias:
-        z += W[ub + k] + W[ib + k]
+        z += U[u, k] + I[i, k]
     return z
 
 
-@njit(cache=True)
+@njit(**CORE)
 def touch(T, P, S, start, n, K):
     for j in range(start, start + n):
         touch_row(T, K, USERS, S.X[j, USER])
         touch_row(T, K, ITEMS, S.X[j, ITEM])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, fastmath=FAST)
 def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
     scale = P.fspec[0]
-    W = T.W
-    cu, ci = T.cols[USERS], T.cols[ITEMS]
-    gu = ws[0:cu]
-    gi = ws[cu:cu + ci]
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
+    gu = ws[0:U.shape[1]]
+    gi = ws[U.shape[1]:U.shape[1] + I.shape[1]]
     sse = 0.0
     two_over_n = 2.0 / n
     for b in range(n):
         j = start + b
         u = S.X[j, USER]
         i = S.X[j, ITEM]
-        ub = T.off[USERS] + u * cu
-        ib = T.off[ITEMS] + i * ci
-        z = _z(W, ub, ib, k, bias)
+        z = _z(U, I, u, i, k, bias)
         p, dz_dp = output(z, sig, scale)
         err = p - S.Xf[j, RATING]
         sse += err * err
         d = two_over_n * err * dz_dp
         for f in range(k):
-            gu[f] = d * W[ib + f]
+            gu[f] = d * I[i, f]
         if bias:
             gu[k] = d
         emit(T, R, USERS, u, gu)
         for f in range(k):
-            gi[f] = d * W[ub + f]
+            gi[f] = d * U[u, f]
         if bias:
             gi[k] = d
         emit(T, R, ITEMS, i, gi)
     return sse
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(**CORE, fastmath=FAST)
 def predict(T, P, S, start, n, out, ws):
     k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
     scale = P.fspec[0]
-    cu, ci = T.cols[USERS], T.cols[ITEMS]
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     for b in range(n):
         j = start + b
-        z = _z(T.W, T.off[USERS] + S.X[j, USER] * cu, T.off[ITEMS] + S.X[j, ITEM] * ci, k,
-               bias)
+        z = _z(U, I, S.X[j, USER], S.X[j, ITEM], k, bias)
         out[b] = output(z, sig, scale)[0]
 
 
-@njit(cache=True, fastmath=FAST)
-def sgd_epoch(T, P, S, lr):
-    """Classic per-sample SGD (batch 1) over the records of ``S`` in their order, fused.
-
-    Per rating: the gradient of ``(y_hat - y)^2 + l2 (|U[u]|^2 + |I[i]|^2)`` (per-sample L2
-    on the two rows the rating touches, per-column coefficients of the tables) from the
-    current weights, then ``w -= lr * g``. Returns the sum of per-sample losses (with
-    penalty).
+@njit(**CORE, fastmath=FAST)
+def sgd_block(T, P, S, start, end, lr, ws):
+    """Per-sample SGD (batch 1) over records ``start .. end-1`` in their order, fused. Per
+    rating: the
+    gradient of ``(y_hat - y)^2 + l2 (|U[u] - c|^2 + |I[i] - c|^2)`` (per-sample L2 of the
+    two rows, per-column coefficients and centres of the tables) at the current weights,
+    then ``w -= lr * g``. Arithmetic in the tables' dtype (float32 in training, float64
+    under the tests' step-by-step check); the loss sum (with penalty) in float64. ``ws``:
+    scratch of the tables' dtype, ``3 + 6 * columns`` values.
     """
     k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
-    scale = P.fspec[0]
-    W = T.W
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     cols = k + 1 if bias else k
-    cu, ci = T.cols[USERS], T.cols[ITEMS]
-    l2u = T.l2s[T.coff[USERS]:T.coff[USERS] + cu]
-    l2i = T.l2s[T.coff[ITEMS]:T.coff[ITEMS] + ci]
+    # constants in the tables' dtype: 2 lr, the output scale, 1, and per column the L2
+    # factor 2 lr l2, the L2 centre, and l2 (for the penalty), of users and of items
+    ws[0] = 2.0 * lr
+    ws[1] = P.fspec[0]
+    ws[2] = 1.0
     reg = False
+    cu0, ci0 = T.coff[USERS], T.coff[ITEMS]
     for c in range(cols):
-        reg = reg or l2u[c] != 0 or l2i[c] != 0
-    # per-column decay factors: w - lr * (d * x + 2 l2 w) = (1 - 2 lr l2) w - lr d x
-    keep_u = np.empty(cols, W.dtype)
-    keep_i = np.empty(cols, W.dtype)
-    for c in range(cols):
-        keep_u[c] = 1.0 - 2.0 * lr * l2u[c]
-        keep_i[c] = 1.0 - 2.0 * lr * l2i[c]
-    sbuf = np.empty(1, W.dtype)
+        lu, li = T.l2s[cu0 + c], T.l2s[ci0 + c]
+        reg = reg or lu != 0 or li != 0
+        ws[3 + c] = 2.0 * lr * lu
+        ws[3 + cols + c] = 2.0 * lr * li
+        ws[3 + 2 * cols + c] = T.center[cu0 + c]
+        ws[3 + 3 * cols + c] = T.center[ci0 + c]
+        ws[3 + 4 * cols + c] = lu
+        ws[3 + 5 * cols + c] = li
+    c3 = ws[3:3 + 6 * cols]
+    args = (U, I, S.X, S.Xf, start, end, k, bias, ws[0], ws[1], ws[2], c3)
+    # the flags become compile-time constants of the inlined loop: a third faster than
+    # testing them per rating
+    if sig:
+        return _sgd_loop(args, True, True) if reg else _sgd_loop(args, True, False)
+    return _sgd_loop(args, False, True) if reg else _sgd_loop(args, False, False)
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _sgd_loop(args, sig, reg):
+    U, I, X, Xf, start, end, k, bias, two_lr, scale, one, c3 = args
+    cols = k + 1 if bias else k
+    du, di = c3[0:cols], c3[cols:2 * cols]
+    cu, ci = c3[2 * cols:3 * cols], c3[3 * cols:4 * cols]
+    l2u, l2i = c3[4 * cols:5 * cols], c3[5 * cols:6 * cols]
     total = 0.0
     pen = 0.0
-    for j in range(S.X.shape[0]):
-        ub = T.off[USERS] + S.X[j, USER] * cu
-        ib = T.off[ITEMS] + S.X[j, ITEM] * ci
-        z = _z(W, ub, ib, k, bias)
-        p, dz_dp = output(z, sig, scale)
-        err = p - S.Xf[j, RATING]
-        total += err * err
-        sbuf[0] = lr * 2.0 * err * dz_dp
-        step = sbuf[0]  # in the tables' dtype: float32 arithmetic in the update loop
+    for j in range(start, end):
+        u = X[j, USER]
+        i = X[j, ITEM]
+        z = _z(U, I, u, i, k, bias)
+        y = Xf[j, RATING]
+        if sig:
+            sz = one / (one + math.exp(-z))
+            p = scale * sz
+            e = p - y
+            g = two_lr * e * (p * (one - sz))
+        else:
+            e = z - y
+            g = two_lr * e
+        total += e * e
         if reg:
             for f in range(cols):
-                pu = W[ub + f]
-                qi = W[ib + f]
+                pu = U[u, f] - cu[f]
+                qi = I[i, f] - ci[f]
                 pen += l2u[f] * pu * pu + l2i[f] * qi * qi
-        if reg:
             for f in range(k):
-                pu = W[ub + f]
-                qi = W[ib + f]
-                W[ub + f] = keep_u[f] * pu - step * qi
-                W[ib + f] = keep_i[f] * qi - step * pu
+                pu = U[u, f]
+                qi = I[i, f]
+                U[u, f] = pu - g * qi - du[f] * (pu - cu[f])
+                I[i, f] = qi - g * pu - di[f] * (qi - ci[f])
+            if bias:
+                bu = U[u, k]
+                bi = I[i, k]
+                U[u, k] = bu - g - du[k] * (bu - cu[k])
+                I[i, k] = bi - g - di[k] * (bi - ci[k])
         else:
             for f in range(k):
-                pu = W[ub + f]
-                qi = W[ib + f]
-                W[ub + f] = pu - step * qi
-                W[ib + f] = qi - step * pu
-        if bias:
-            W[ub + k] = keep_u[k] * W[ub + k] - step
-            W[ib + k] = keep_i[k] * W[ib + k] - step
+                pu = U[u, f]
+                qi = I[i, f]
+                U[u, f] = pu - g * qi
+                I[i, f] = qi - g * pu
+            if bias:
+                U[u, k] -= g
+                I[i, k] -= g
     return total + pen

@@ -54,6 +54,7 @@ import numpy as np
 from numba import njit
 
 from ..layout import fields, pack, unpack
+from . import CORE
 from .rng import uniform
 
 #: program header, then records of OPW ints, one layout per op
@@ -89,7 +90,7 @@ LEAKY_SLOPE = 0.2
 # compiled interpreter
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit(**CORE, inline="always")
 def _act(a, z):
     if a == ACT_LINEAR:
         return z
@@ -112,7 +113,7 @@ def _act(a, z):
     return math.log1p(math.exp(z))
 
 
-@njit(cache=True, inline="always")
+@njit(**CORE, inline="always")
 def _dact(a, y):
     """d act / d z, written in terms of the output ``y = act(z)``."""
     if a == ACT_LINEAR:
@@ -133,7 +134,7 @@ def _dact(a, y):
 _FAST = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(**CORE, fastmath=_FAST)
 def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
     """Run the program at ``spec[p0:]`` forward over samples ``0..n-1`` of ``ws``."""
     n_ops = spec[p0 + PROGRAM.n_ops]
@@ -220,7 +221,7 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                     ws[base + y + j] = _act(a, ws[base + xa + j] + ws[base + xb_ + j])
 
 
-@njit(cache=True)
+@njit(**CORE)
 def zero_grads(spec, p0, ws, n):
     """Zero the gradient half of the first ``n`` samples' rows."""
     wa = spec[p0 + PROGRAM.width]
@@ -232,7 +233,7 @@ def zero_grads(spec, p0, ws, n):
             ws[base + j] = 0.0
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(**CORE, fastmath=_FAST)
 def backward(spec, p0, fspec, theta, gtheta, ws, n):
     """Back-propagate through the program (after a training-mode :func:`forward`)."""
     n_ops = spec[p0 + PROGRAM.n_ops]

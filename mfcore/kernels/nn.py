@@ -34,8 +34,9 @@ from numba import njit
 
 from ..engine.contract import emit, touch as touch_row
 from ..engine.samples import ITEM, RATING, USER
+from ..engine.tables import view
 from ..layout import fields
-from . import mlp
+from . import CORE, mlp
 from .output import output
 
 USERS, ITEMS = 0, 1
@@ -47,59 +48,59 @@ DOT_TABLES = 1
 DOT_TENSORS = 2
 
 
-@njit(cache=True, inline="always")
+@njit(**CORE, inline="always")
 def _row_base(spec, p0, b):
     return spec[p0 + mlp.PROGRAM.scratch] + b * 2 * spec[p0 + mlp.PROGRAM.width]
 
 
-@njit(cache=True)
+@njit(**CORE)
 def _gather(T, spec, S, start, n, ws):
     p0 = spec[HEAD.p0]
     in_u, uc, ul = spec[HEAD.in_u], spec[HEAD.u_col], spec[HEAD.u_len]
     in_i, ic, il = spec[HEAD.in_i], spec[HEAD.i_col], spec[HEAD.i_len]
-    cu, ci = T.cols[USERS], T.cols[ITEMS]
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     for b in range(n):
         base = _row_base(spec, p0, b)
-        ub = T.off[USERS] + S.X[start + b, USER] * cu + uc
-        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci + ic
+        u = S.X[start + b, USER]
+        i = S.X[start + b, ITEM]
         for j in range(ul):
-            ws[base + in_u + j] = T.W[ub + j]
+            ws[base + in_u + j] = U[u, uc + j]
         for j in range(il):
-            ws[base + in_i + j] = T.W[ib + j]
+            ws[base + in_i + j] = I[i, ic + j]
 
 
-@njit(cache=True, inline="always")
-def _z(spec, W, ub, ib, ws, base):
-    """``z`` of one sample whose user row starts at ``W[ub]`` and item row at ``W[ib]``."""
+@njit(**CORE, inline="always")
+def _z(spec, U, I, u, i, ws, base):
+    """``z`` of one sample (user ``u``, item ``i``)."""
     mode = spec[HEAD.dot_mode]
     du, di, dl = spec[HEAD.dot_u], spec[HEAD.dot_i], spec[HEAD.dot_len]
     z = 0.0
     if mode == DOT_TABLES:
         for f in range(dl):
-            z += W[ub + du + f] * W[ib + di + f]
+            z += U[u, du + f] * I[i, di + f]
     elif mode == DOT_TENSORS:
         for f in range(dl):
             z += ws[base + du + f] * ws[base + di + f]
     if spec[HEAD.out] >= 0:
         z += ws[base + spec[HEAD.out]]
     if spec[HEAD.bias_u] >= 0:
-        z += W[ub + spec[HEAD.bias_u]]
+        z += U[u, spec[HEAD.bias_u]]
     if spec[HEAD.bias_i] >= 0:
-        z += W[ib + spec[HEAD.bias_i]]
+        z += I[i, spec[HEAD.bias_i]]
     return z
 
 
-@njit(cache=True)
+@njit(**CORE)
 def touch(T, P, S, start, n, K):
     for j in range(start, start + n):
         touch_row(T, K, USERS, S.X[j, USER])
         touch_row(T, K, ITEMS, S.X[j, ITEM])
 
 
-@njit(cache=True)
+@njit(**CORE)
 def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     spec, fspec, theta = P.spec, P.fspec, P.theta
-    W = T.W
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     p0 = spec[HEAD.p0]
     wa = spec[p0 + mlp.PROGRAM.width]
     sig = spec[HEAD.sigmoid] != 0
@@ -118,19 +119,19 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     sse = 0.0
     for b in range(n):
         base = _row_base(spec, p0, b)
-        ub = T.off[USERS] + S.X[start + b, USER] * cu
-        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci
+        u = S.X[start + b, USER]
+        i = S.X[start + b, ITEM]
         gu = stage + b * (cu + ci)
         gi = gu + cu
-        z = _z(spec, W, ub, ib, ws, base)
+        z = _z(spec, U, I, u, i, ws, base)
         p, dp = output(z, sig, scale)
         err = p - S.Xf[start + b, RATING]
         sse += err * err
         d = two_over_n * err * dp
         if mode == DOT_TABLES:
             for f in range(dl):
-                pu = W[ub + du + f]
-                ws[gu + du + f] += d * W[ib + di + f]
+                pu = U[u, du + f]
+                ws[gu + du + f] += d * I[i, di + f]
                 ws[gi + di + f] += d * pu
         elif mode == DOT_TENSORS:
             g = base + wa
@@ -161,23 +162,22 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     return sse
 
 
-@njit(cache=True)
+@njit(**CORE)
 def predict(T, P, S, start, n, out, ws):
     spec = P.spec
     p0 = spec[HEAD.p0]
     sig = spec[HEAD.sigmoid] != 0
     scale = P.fspec[0]
-    cu, ci = T.cols[USERS], T.cols[ITEMS]
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     _gather(T, spec, S, start, n, ws)
     mlp.forward(spec, p0, P.fspec, P.theta, P.state, ws, n, 0, 0, False)
     for b in range(n):
-        ub = T.off[USERS] + S.X[start + b, USER] * cu
-        ib = T.off[ITEMS] + S.X[start + b, ITEM] * ci
-        z = _z(spec, T.W, ub, ib, ws, _row_base(spec, p0, b))
+        z = _z(spec, U, I, S.X[start + b, USER], S.X[start + b, ITEM], ws,
+               _row_base(spec, p0, b))
         out[b] = output(z, sig, scale)[0]
 
 
-@njit(cache=True)
+@njit(**CORE)
 def tensor_values(T, P, S, start, n, ws, t, dim, out):
     """Inference forward for records ``start .. start+n-1``; copy tensor ``t`` (``dim``
     units) into ``out[:n]`` (used for the item tower's output embeddings)."""

@@ -3,8 +3,10 @@ import math
 
 from numba import njit
 
+from . import CORE
 
-@njit(cache=True, inline="always")
+
+@njit(**CORE, inline="always")
 def output(z, sigmoid, scale):
     """``(y_hat, d y_hat / d z)`` for the pre-activation ``z``: ``(z, 1)``, or
     ``(scale * s, scale * s * (1 - s))`` with ``s = sigmoid(z)``."""

@@ -199,6 +199,7 @@ class RatingModel:
                 delattr(self, attr)
             self.data_source_ = source
             self._encoded = []
+            self._grid = None
             self.optimizer_state_ = None
             self.epochs_trained_ = 0
             self.history_ = None
@@ -303,6 +304,17 @@ class RatingModel:
         S = self._encode(data.users, data.items, data.ratings, data.timestamps)
         self._encoded = [(weakref.ref(data), S)] + cache[:1]
         return S
+
+    def _grid_for(self, train, S, seed):
+        """The training records arranged in a grid of blocks for per-sample SGD
+        (:class:`mfcore.engine.blocked.Grid`), kept for the next fit on the same data."""
+        from ..engine.blocked import Grid
+        cache = getattr(self, "_grid", None)
+        if cache is not None and cache[0]() is train and cache[1] == seed:
+            return cache[2]
+        grid = Grid(S, train.n_users, train.n_items, seed)
+        self._grid = (weakref.ref(train), seed, grid)
+        return grid
 
     def _predict_records(self, S: samples.Samples) -> np.ndarray:
         """Raw model output (float32, shape (n,)) for records."""

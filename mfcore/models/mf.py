@@ -111,7 +111,7 @@ class MF(RatingModel):
             tables=[table("users", n_users), table("items", n_items)],
             spec=pack(kernel.SPEC, k=k, bias=int(self.has_bias), sigmoid=int(self.has_sigmoid)),
             fspec=np.array([float(self.scale)]),
-            workspace=lambda batch: 2 * cols)
+            workspace=lambda batch: 3 + 6 * cols)  # the fused SGD kernel's constants
 
     @classmethod
     def gradcheck_configs(cls):

@@ -208,3 +208,27 @@ def test_verbose_reports_parameters_and_overhead(run):
     assert "parameters: table users 4,715, table items 8,410" in res.stderr
     assert "outside the epochs" in res.stderr
     assert run("train", "-q", "-v").exit_code == 2
+
+
+def test_train_per_sample_sgd_threads_give_the_same_numbers(run):
+    outs = []
+    for threads in ("1", "2"):
+        res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--optimizer", "sgd",
+                  "--batch-size", "1", "--lr", "0.005", "--epochs", "2", "--threads", threads,
+                  "--json")
+        assert res.exit_code == 0, res.stderr
+        outs.append(json.loads(res.stdout)["history"])
+    assert outs[0]["val_mse"] == outs[1]["val_mse"] and outs[0]["loss"] == outs[1]["loss"]
+
+
+def test_train_threads_with_adam_is_a_clear_error(run):
+    res = run("train", "--dataset", "ml-100k", "--epochs", "1", "--threads", "2")
+    assert res.exit_code == 1
+    assert "threads > 1 runs per-sample SGD" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_train_full_shuffle(run):
+    res = run("train", "--dataset", "ml-100k", "--model", "mfb", "--optimizer", "sgd",
+              "--batch-size", "1", "--epochs", "1", "--shuffle", "full", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["shuffle"] == "full"

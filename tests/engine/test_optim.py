@@ -49,7 +49,8 @@ class OneTable:
                                  np.zeros(rows, np.int64), np.zeros(0, dtype),
                                  np.zeros(0, dtype), np.zeros(1, np.int64),
                                  np.array([int(dense)], np.int64),
-                                 optim.catch_up_tables(0, steps, lr, B1, B2))
+                                 optim.catch_up_tables(0, steps, lr, B1, B2),
+                                 np.zeros(6, dtype))
         self.cfg = optim.OptConfig(opt, lr, B1, B2, EPS, 0, 1, 0)
         self.shape = W0.shape
 

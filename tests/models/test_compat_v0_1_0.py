@@ -14,6 +14,12 @@ CASES = json.loads((FIXTURES / "histories.json").read_text())["cases"]
 #: the per-sample SGD runs with Keras' whole-matrix L2 take ~15 s each (every row of both
 #: tables moves at each of 160k steps); one of the three exercises that path
 SLOW_DUPLICATES = {"mf/sgd-b1-l2-keras", "mfbs/sgd-b1-l2-keras"}
+#: changed on purpose after 0.1.0 (issue "Kernel speed"): per-sample SGD without Keras' L2
+#: now runs on the grid of blocks, in float32 arithmetic, with a block-wise order; its
+#: numbers are held instead to the general batch-1 path step by step
+#: (tests/kernels/test_fused_sgd.py) and to a full shuffle's convergence
+#: (tests/engine/test_blocked.py)
+REDESIGNED = {f"{m}/sgd-b1{v}" for m in ("mf", "mfb", "mfbs") for v in ("", "-l2-per-sample")}
 KEYS = ("loss", "val_loss", "val_mse", "val_mae")
 
 
@@ -21,7 +27,7 @@ def _params(p):
     return {k: tuple(v) if isinstance(v, list) else v for k, v in p.items()}
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c not in SLOW_DUPLICATES])
+@pytest.mark.parametrize("case", [c for c in CASES if c not in SLOW_DUPLICATES | REDESIGNED])
 def test_history_matches_0_1_0(case, ml100k_split):
     ref = CASES[case]
     train, val = ml100k_split

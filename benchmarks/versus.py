@@ -1,0 +1,83 @@
+"""Time the benchmark rows of two source trees side by side, row by row.
+
+    python benchmarks/versus.py --old /tmp/prev --new . [-k mfb] [--json out.json]
+
+For each pytest-benchmark row present in both trees (``benchmarks/test_bench_*.py``), run
+the row once in each tree, back to back (the order alternates from row to row), each in a
+fresh ``pytest`` process with that tree first on ``PYTHONPATH`` and its own warm Numba
+cache. Pairing rows in time keeps a shared, noisy machine's load alike for both sides;
+the table gives each side's median and new / old. Make the old tree with e.g.
+``git worktree add /tmp/prev HEAD~1``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FILES = ("benchmarks/test_bench_mf.py", "benchmarks/test_bench_nn.py")
+
+
+def _collect(tree, files, keyword):
+    cmd = [sys.executable, "-m", "pytest", *files, "--collect-only", "-q", "-p", "no:cacheprovider"]
+    if keyword:
+        cmd += ["-k", keyword]
+    out = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines() if "::" in line]
+
+
+def _env(tree):
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    env["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"versus-numba-{abs(hash(str(tree)))}")
+    return env
+
+
+def _run(tree, test_id):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    cmd = [sys.executable, "-m", "pytest", test_id, "--benchmark-only", "-q",
+           "-p", "no:cacheprovider", f"--benchmark-json={out}"]
+    res = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True)
+    try:
+        data = json.loads(Path(out).read_text())
+        return data["benchmarks"][0]["stats"]["median"]
+    except (ValueError, KeyError, IndexError):
+        sys.stderr.write(f"{tree}: {test_id} failed\n{res.stdout[-2000:]}{res.stderr[-2000:]}\n")
+        return None
+    finally:
+        os.unlink(out)
+
+
+def fmt(seconds):
+    return "-" if seconds is None else f"{1000 * seconds:,.1f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="source tree of the reference")
+    p.add_argument("--new", default=".", help="source tree to compare (default: this one)")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k filter")
+    p.add_argument("--json", default=None, help="also write the rows here")
+    a = p.parse_args()
+    old, new = Path(a.old).resolve(), Path(a.new).resolve()
+    rows = [t for t in _collect(new, FILES, a.keyword) if t in set(_collect(old, FILES, a.keyword))]
+    results = []
+    print(f"{'row':58s} {'old ms':>10s} {'new ms':>10s} {'new/old':>8s}", flush=True)
+    for n, test_id in enumerate(rows):
+        order = (old, new) if n % 2 == 0 else (new, old)
+        t = {tree: _run(tree, test_id) for tree in order}
+        o, w = t[old], t[new]
+        ratio = (w / o) if o and w else None
+        results.append({"row": test_id, "old_s": o, "new_s": w, "ratio": ratio})
+        print(f"{test_id.split('::')[-1]:58s} {fmt(o):>10s} {fmt(w):>10s} "
+              f"{'-' if ratio is None else f'{ratio:.3f}':>8s}", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

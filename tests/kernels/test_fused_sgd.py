@@ -1,0 +1,122 @@
+"""The fused per-sample SGD kernels and the grid of blocks, held to the general path.
+
+The general path (engine.loop.run_batches with batch size 1: kernel gradients, emit(),
+per-sample L2, the SGD row step) is itself checked against finite differences; the fused
+kernels must agree with it step by step, so any change to their update fails here."""
+import numpy as np
+import pytest
+
+from mfcore import registry
+from mfcore.data.ratings import Ratings
+from mfcore.engine import blocked, loop, optim, samples
+from mfcore.engine.contract import G2_NONE, Grads, Touched
+from mfcore.kernels import dispatch
+from mfcore.models import MODELS, create_model
+
+FUSED = [name for name, cls in MODELS.items() if dispatch.has_fused_sgd(cls.kernel)]
+CONFIGS = [(name, params) for name in FUSED
+           for params in MODELS[name].gradcheck_configs() if params.get("l2_mode") != "keras"]
+
+
+def _problem(name, params, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 7, n)
+    items = rng.integers(0, 6, n)
+    y = rng.integers(1, 6, n).astype(np.float32)
+    data = Ratings(users.astype(np.int32), items.astype(np.int32), y, np.zeros(n, np.int64),
+                   np.arange(7), np.arange(6))
+    model = create_model(name, **params)
+    model._prepare(data)
+    tables = model.tables_.with_dtype(np.float64)
+    tables.arena.W[:] = rng.normal(0, 0.5, tables.size)
+    S = model._encode(data.users, data.items, data.ratings, data.timestamps)
+    return model, tables, S
+
+
+def _general_step(model, T, S, j, lr):
+    n_rows = int(T.rows.sum())
+    P = model._params()
+    R = Grads(np.zeros_like(T.W), np.zeros_like(T.W), np.zeros(P.theta.size), np.zeros(1),
+              np.zeros(1), G2_NONE, bool(np.any(T.l2s > 0)))
+    K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
+                np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    O = optim.OptArrays(np.zeros_like(T.W), np.zeros_like(T.W), np.zeros(n_rows, np.int64),
+                        np.zeros(0), np.zeros(0), np.array([j], np.int64),
+                        np.zeros(T.off.size, np.int64), np.zeros((6, 1)), np.zeros(6))
+    cfg = optim.OptConfig(registry.SGD, lr, 0.9, 0.999, 1e-7, 0, 1, 0)
+    loss, _, _ = loop.run_batches(model.kernel_family, T, P, S, R, K, O, cfg, j, j + 1,
+                                  np.zeros(model.design_.workspace(1)))
+    return loss
+
+
+@pytest.mark.parametrize("name,params", CONFIGS)
+def test_fused_kernel_agrees_with_the_general_path_step_by_step(name, params):
+    model, tables, S = _problem(name, params)
+    fused = tables.arena
+    general = fused._replace(W=fused.W.copy())
+    module = dispatch.FAMILIES[model.kernel]
+    lr = 0.05
+    for j in range(S.X.shape[0]):
+        before = fused.W.copy()
+        loss_f = module.sgd_block(fused, model._params(), S, j, j + 1, lr,
+                                  np.zeros(model.design_.workspace(1)))
+        loss_g = _general_step(model, general, S, j, lr)
+        assert loss_f == pytest.approx(loss_g, rel=1e-12), j
+        np.testing.assert_allclose(fused.W, general.W, rtol=1e-12, atol=1e-14, err_msg=str(j))
+        assert not np.array_equal(fused.W, before)  # every step moves something
+
+
+@pytest.mark.parametrize("width", [3, 5])
+def test_block_shuffle_is_a_permutation_of_the_range_only(width):
+    rng = np.random.default_rng(0)
+    X0 = rng.integers(0, 1000, (500, width)).astype(np.int32)
+    S = samples.Samples(X0.copy(), None)
+    samples.shuffle_range(S.X, 100, 400, np.uint64(7))
+    np.testing.assert_array_equal(S.X[:100], X0[:100])  # outside the range: untouched
+    np.testing.assert_array_equal(S.X[400:], X0[400:])
+    moved = S.X[100:400]
+    assert not np.array_equal(moved, X0[100:400])
+    assert sorted(map(tuple, moved)) == sorted(map(tuple, X0[100:400]))  # a permutation
+
+
+def test_grid_blocks_of_a_stratum_share_no_rows_and_cover_every_record(ml100k_split):
+    train, _ = ml100k_split
+    model = create_model("mfb", factors=4)
+    model._prepare(train)
+    S = model._encode_ratings(train)
+    g = blocked.Grid(S, train.n_users, train.n_items, seed=0)
+    assert g.B == blocked.grid_size(len(train), train.n_users, train.n_items) > 1
+    assert g.ptr[-1] == len(train)
+    E = g.E.X
+    assert sorted(map(tuple, E)) == sorted(map(tuple, S.X))
+    for a in range(g.B):
+        for b in range(g.B):
+            blk = E[g.ptr[a * g.B + b]:g.ptr[a * g.B + b + 1]]
+            assert np.all(g.ub[blk[:, samples.USER]] == a)
+            assert np.all(g.ib[blk[:, samples.ITEM]] == b)
+
+
+def test_threads_give_bit_identical_numbers(ml100k_split):
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core")
+    train, val = ml100k_split
+    runs = []
+    for threads in (1, 2, 2):
+        m = create_model("mfb", factors=8, seed=4)
+        h = m.fit(train, val, epochs=3, optimizer="sgd", batch_size=1, lr=0.01,
+                  threads=threads, verbose=0)
+        runs.append((h.loss, h.val_mse, m.tables_.arena.W.copy()))
+    for other in runs[1:]:
+        assert other[0] == runs[0][0] and other[1] == runs[0][1]
+        np.testing.assert_array_equal(other[2], runs[0][2])
+
+
+def test_threads_need_the_grid_path(ml100k_split):
+    from mfcore.errors import ModelError
+    train, _ = ml100k_split
+    with pytest.raises(ModelError, match="threads > 1"):
+        create_model("mfb").fit(train, epochs=1, optimizer="adam", threads=2, verbose=0)
+    with pytest.raises(ModelError, match="threads must be"):
+        create_model("mfb").fit(train, epochs=1, optimizer="sgd", batch_size=1, threads=0,
+                                verbose=0)
