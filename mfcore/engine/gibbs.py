@@ -113,8 +113,8 @@ __all__ = ["GibbsPriors", "GibbsResult", "GibbsHistory", "Conditional", "fit_gib
 #: A design as the compiled code sees it. Block rows are numbered globally: row r of block b
 #: is ``roff[b] + r``; block columns carry their global column number (p0 + ...).
 #:   y (N,) f8 | xptr (N+1,) i8, xidx i4, xval f8: X as CSR | xcptr (p0+1,) i8, xcidx i4 (rating),
-#:   xcval f8: X as CSC | xcsq (p0,) f8: sum_n x_nj^2 | brows (nb, N) i4: block row of every rating
-#:   (local) | roff (nb+1,) i8, coff (nb+1,) i8: global row / column offsets of the blocks |
+#:   xcval f8: X as CSC | xcsq (p0,) f8: sum_n x_nj^2 | brows (nb, N) i4: GLOBAL block row of every
+#:   rating | roff (nb+1,) i8, coff (nb+1,) i8: global row / column offsets of the blocks |
 #:   bptr (R+1,) i8, bidx i4 (global column), bval f8: all blocks' rows as one CSR |
 #:   bcptr (pB+1,) i8, bcidx i4 (global row), bcval f8: block columns as CSC (column j - p0) |
 #:   card (R,) f8: ratings per block row | bcsq (pB,) f8: sum_r x_rl^2 card_r | groups (p,) i4
@@ -122,7 +122,10 @@ Packed = namedtuple("Packed", "y xptr xidx xval xcptr xcidx xcval xcsq brows rof
                               "bcptr bcidx bcval card bcsq groups")
 
 #: The sampler state: weights, hyper-parameters (first 8 fields), then the caches.
-State = namedtuple("State", "w0 w Vt alpha mu_w lam_w mu_v lam_v e q qB qS qB_old qS_old C CS E EQ")
+State = namedtuple("State", "w0 w Vt alpha mu_w lam_w mu_v lam_v e q RC NX")
+
+# columns of the per-block-row cache RC (R, 8): one cache line per block row
+QB, QS, QB_OLD, QS_OLD, AC, ACS, AE, AEQ = range(8)
 
 
 def _transpose(indptr, indices, data, n_cols):
@@ -146,8 +149,8 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
     roff = np.zeros(nb + 1, np.int64)
     coff = np.full(nb + 1, p0, np.int64)
     for b, blk in enumerate(design.blocks):
-        brows[b] = blk.rows
         roff[b + 1] = roff[b] + blk.table.shape[0]
+        brows[b] = blk.rows + roff[b]
         coff[b + 1] = coff[b] + blk.width
     if nb:
         nnz_before = np.cumsum([0] + [blk.table.nnz for blk in design.blocks])
@@ -166,7 +169,7 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
         bcptr, bcidx, bcval = _transpose(bptr, (bidx - p0).astype(np.int32), bval, pB)
         card = np.zeros(R)
         for b in range(nb):
-            card[roff[b]:roff[b + 1]] = np.bincount(brows[b], minlength=roff[b + 1] - roff[b])
+            card[roff[b]:roff[b + 1]] = np.bincount(brows[b] - roff[b], minlength=roff[b + 1] - roff[b])
         row_of = np.repeat(np.arange(R), np.diff(bptr))
         bcsq = np.bincount(bidx - p0, weights=bval * bval * card[row_of], minlength=pB).astype(np.float64)
     else:
@@ -289,7 +292,7 @@ def _predict_into(D, w0, w, Vt, out, qrow, srow):
                 q[f] += v
                 s2[f] += v * v
         for b in range(nb):
-            gr = D.roff[b] + D.brows[b, i]
+            gr = D.brows[b, i]
             lin += qrow[gr, k]
             for f in range(k):
                 q[f] += qrow[gr, f]
@@ -418,14 +421,14 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
             for t in range(D.xcptr[j], D.xcptr[j + 1]):
                 e[D.xcidx[t]] -= D.xcval[t] * d
         S.w[j] = new
-    E, dW = S.E, S.qB
+    RC = S.RC
     for b in range(nb):                                            # block columns: h = x_rl
         r0, r1 = D.roff[b], D.roff[b + 1]
         for gr in range(r0, r1):
-            E[gr] = 0.0
-            dW[gr] = 0.0
+            RC[gr, AE] = 0.0
+            RC[gr, QB] = 0.0
         for i in range(n):
-            E[r0 + D.brows[b, i]] += e[i]
+            RC[D.brows[b, i], AE] += e[i]
         for j in range(D.coff[b], D.coff[b + 1]):
             g = D.groups[j]
             lam, mu = S.lam_w[g], S.mu_w[g]
@@ -433,7 +436,7 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
             c = j - p0
             lin = 0.0
             for t in range(D.bcptr[c], D.bcptr[c + 1]):
-                lin += D.bcval[t] * E[D.bcidx[t]]
+                lin += D.bcval[t] * RC[D.bcidx[t], AE]
             sq = D.bcsq[c]
             prec = alpha * sq + lam
             mean = (alpha * (lin + old * sq) + lam * mu) / prec
@@ -444,115 +447,184 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
             for t in range(D.bcptr[c], D.bcptr[c + 1]):
                 gr = D.bcidx[t]
                 x = D.bcval[t]
-                E[gr] -= x * d * D.card[gr]
-                dW[gr] += x * d
+                RC[gr, AE] -= x * d * D.card[gr]
+                RC[gr, QB] += x * d                                # the row's change of sum_l x w_l
             S.w[j] = new
         for i in range(n):
-            e[i] -= dW[r0 + D.brows[b, i]]
+            e[i] -= RC[D.brows[b, i], QB]
 
     # ---- hyper-parameters of V (per factor), then V, factor by factor
     if ci[2] == 0 and p > 0:
         for f in range(k):
             _hyper(cf, S, D.groups, S.Vt[f], S.mu_v[:, f], S.lam_v[:, f], cnt, ssum, seed, sweep, f, k,
                    probe, pout, snap, K_LAMV, K_MUV)
-    qB, qS, qB_old, qS_old = S.qB, S.qS, S.qB_old, S.qS_old
-    C, CS, EQ = S.C, S.CS, S.EQ
-    R = D.roff[nb]
+    if k == 0:
+        return
+    # Passes over the ratings are fused: the pass that writes block b's change back into e
+    # and q also builds block b+1's aggregates, and the one after the last block also
+    # computes q for the next factor (and block 0's aggregates when there is no X).
+    agg0 = 0 if (p0 == 0 and nb > 0) else -1
+    _block_rows(D, S.Vt[0], S.NX)
+    _pass(D, S, S.Vt[0], -1, agg0, True)
     for f in range(k):
         vf = S.Vt[f]
-        for gr in range(R):                                        # the blocks' rows for factor f
+        if p0 > 0:
+            _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap)
+            if nb > 0:
+                _pass(D, S, vf, -1, 0, False)
+        for b in range(nb):
+            _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap)
+            if b + 1 < nb:
+                _pass(D, S, vf, b, b + 1, False)
+            elif f + 1 < k:
+                _block_rows(D, S.Vt[f + 1], S.NX)
+                _pass(D, S, S.Vt[f + 1], b, agg0, True)
+            else:
+                _pass(D, S, vf, b, -1, False)
+        if nb == 0 and f + 1 < k:
+            _pass(D, S, S.Vt[f + 1], -1, -1, True)
+
+
+@njit(cache=True, fastmath=FAST)
+def _block_rows(D, vf, NX):
+    """NX[gr] = (qB, qSB) of every block row for the factor column ``vf``."""
+    for gr in range(D.bptr.shape[0] - 1):
+        a = 0.0
+        s2 = 0.0
+        for t in range(D.bptr[gr], D.bptr[gr + 1]):
+            v = vf[D.bidx[t]]
+            x = D.bval[t]
+            a += x * v
+            s2 += x * x * v * v
+        NX[gr, 0] = a
+        NX[gr, 1] = s2
+
+
+@njit(cache=True, fastmath=FAST)
+def _pass(D, S, vq, rb, ab, newq):
+    """One pass over the ratings, in this order per rating: write block ``rb``'s change
+    (RC's qB vs qB_old, qSB vs qSB_old) back into e and q (rb >= 0); with ``newq``,
+    recompute q from ``vq`` (X's part) and NX (the blocks' rows); add the rating to block
+    ``ab``'s row aggregates C, CS, E, EQ (ab >= 0, zeroed first). With ``newq`` the block rows
+    then take NX as their current and old values (the next factor starts)."""
+    n = D.y.shape[0]
+    nb = D.brows.shape[0]
+    RC, NX, q, e = S.RC, S.NX, S.q, S.e
+    if ab >= 0:
+        for gr in range(D.roff[ab], D.roff[ab + 1]):
+            RC[gr, AC] = 0.0
+            RC[gr, ACS] = 0.0
+            RC[gr, AE] = 0.0
+            RC[gr, AEQ] = 0.0
+            if not newq:
+                RC[gr, QB_OLD] = RC[gr, QB]
+                RC[gr, QS_OLD] = RC[gr, QS]
+    p0 = D.xcptr.shape[0] - 1
+    for i in range(n):
+        if rb >= 0:
+            gr = D.brows[rb, i]
+            qo = RC[gr, QB_OLD]
+            dq = RC[gr, QB] - qo                                   # c dq + (qn^2 - qo^2)/2 = dq (q + dq/2)
+            e[i] -= dq * (q[i] + 0.5 * dq) - 0.5 * (RC[gr, QS] - RC[gr, QS_OLD])
+            q[i] += dq
+        if newq:                 # (the branches on p0 and nb are loop-invariant: cheap, unlike short loops)
             a = 0.0
-            s2 = 0.0
-            for t in range(D.bptr[gr], D.bptr[gr + 1]):
-                v = vf[D.bidx[t]]
-                x = D.bval[t]
-                a += x * v
-                s2 += x * x * v * v
-            qB[gr] = a
-            qS[gr] = s2
-        for i in range(n):                                         # q_nf
-            a = 0.0
-            for t in range(D.xptr[i], D.xptr[i + 1]):
-                a += D.xval[t] * vf[D.xidx[t]]
-            for b in range(nb):
-                a += qB[D.roff[b] + D.brows[b, i]]
+            if p0 > 0:
+                for t in range(D.xptr[i], D.xptr[i + 1]):
+                    a += D.xval[t] * vq[D.xidx[t]]
+            if nb == 2:
+                a += NX[D.brows[0, i], 0] + NX[D.brows[1, i], 0]
+            elif nb == 1:
+                a += NX[D.brows[0, i], 0]
+            else:
+                for b in range(nb):
+                    a += NX[D.brows[b, i], 0]
             q[i] = a
-        for j in range(p0):                                        # X's columns
-            g = D.groups[j]
-            lam, mu = S.lam_v[g, f], S.mu_v[g, f]
-            old = vf[j]
-            sq = 0.0
-            lin = 0.0
-            for t in range(D.xcptr[j], D.xcptr[j + 1]):
-                i = D.xcidx[t]
-                x = D.xcval[t]
-                h = x * (q[i] - x * old)
-                sq += h * h
-                lin += h * e[i]
-            prec = alpha * sq + lam
-            mean = (alpha * (lin + old * sq) + lam * mu) / prec
-            if _probe_hit(probe, K_V, j, f):
-                _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-            new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
-            d = new - old
-            for t in range(D.xcptr[j], D.xcptr[j + 1]):
-                i = D.xcidx[t]
-                x = D.xcval[t]
-                h = x * (q[i] - x * old)
-                q[i] += x * d
-                e[i] -= h * d
-            vf[j] = new
-        for b in range(nb):                                        # each block's columns
-            r0, r1 = D.roff[b], D.roff[b + 1]
-            for gr in range(r0, r1):
-                C[gr] = 0.0
-                CS[gr] = 0.0
-                E[gr] = 0.0
-                EQ[gr] = 0.0
-                qB_old[gr] = qB[gr]
-                qS_old[gr] = qS[gr]
-            for i in range(n):
-                gr = r0 + D.brows[b, i]
-                c = q[i] - qB[gr]
-                C[gr] += c
-                CS[gr] += c * c
-                E[gr] += e[i]
-                EQ[gr] += e[i] * c
-            for j in range(D.coff[b], D.coff[b + 1]):
-                g = D.groups[j]
-                lam, mu = S.lam_v[g, f], S.mu_v[g, f]
-                old = vf[j]
-                cc = j - p0
-                sq = 0.0
-                lin = 0.0
-                for t in range(D.bcptr[cc], D.bcptr[cc + 1]):
-                    gr = D.bcidx[t]
-                    x = D.bcval[t]
-                    hB = qB[gr] - x * old
-                    sq += x * x * (D.card[gr] * hB * hB + 2.0 * C[gr] * hB + CS[gr])
-                    lin += x * (hB * E[gr] + EQ[gr])
-                prec = alpha * sq + lam
-                mean = (alpha * (lin + old * sq) + lam * mu) / prec
-                if _probe_hit(probe, K_V, j, f):
-                    _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-                new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
-                d = new - old
-                for t in range(D.bcptr[cc], D.bcptr[cc + 1]):
-                    gr = D.bcidx[t]
-                    x = D.bcval[t]
-                    hB = qB[gr] - x * old
-                    E[gr] -= x * d * (D.card[gr] * hB + C[gr])
-                    EQ[gr] -= x * d * (hB * C[gr] + CS[gr])
-                    qB[gr] += x * d
-                    qS[gr] += x * x * (new * new - old * old)
-                vf[j] = new
-            for i in range(n):                                     # write the block's change back
-                gr = r0 + D.brows[b, i]
-                qo = qB_old[gr]
-                qn = qB[gr]
-                c = q[i] - qo
-                e[i] -= c * (qn - qo) + 0.5 * (qn * qn - qo * qo) - 0.5 * (qS[gr] - qS_old[gr])
-                q[i] += qn - qo
+        if ab >= 0:
+            gr = D.brows[ab, i]
+            c = q[i] - (NX[gr, 0] if newq else RC[gr, QB])
+            ei = e[i]
+            RC[gr, AC] += c
+            RC[gr, ACS] += c * c
+            RC[gr, AE] += ei
+            RC[gr, AEQ] += ei * c
+    if newq:
+        for gr in range(D.bptr.shape[0] - 1):
+            RC[gr, QB] = NX[gr, 0]
+            RC[gr, QB_OLD] = NX[gr, 0]
+            RC[gr, QS] = NX[gr, 1]
+            RC[gr, QS_OLD] = NX[gr, 1]
+
+
+@njit(cache=True, fastmath=FAST)
+def _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap):
+    """v_jf for X's columns j: h_n = x_nj (q_n - x_nj v_jf) over the column's ratings."""
+    p = D.groups.shape[0]
+    p0 = D.xcptr.shape[0] - 1
+    vf, q, e = S.Vt[f], S.q, S.e
+    for j in range(p0):
+        g = D.groups[j]
+        lam, mu = S.lam_v[g, f], S.mu_v[g, f]
+        old = vf[j]
+        sq = 0.0
+        lin = 0.0
+        for t in range(D.xcptr[j], D.xcptr[j + 1]):
+            i = D.xcidx[t]
+            x = D.xcval[t]
+            h = x * (q[i] - x * old)
+            sq += h * h
+            lin += h * e[i]
+        prec = alpha * sq + lam
+        mean = (alpha * (lin + old * sq) + lam * mu) / prec
+        if _probe_hit(probe, K_V, j, f):
+            _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
+        new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
+        d = new - old
+        for t in range(D.xcptr[j], D.xcptr[j + 1]):
+            i = D.xcidx[t]
+            x = D.xcval[t]
+            h = x * (q[i] - x * old)
+            q[i] += x * d
+            e[i] -= h * d
+        vf[j] = new
+
+
+@njit(cache=True, fastmath=FAST)
+def _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap):
+    """v_lf for block ``b``'s columns l, from the row aggregates (module docstring)."""
+    p = D.groups.shape[0]
+    p0 = D.xcptr.shape[0] - 1
+    vf, RC = S.Vt[f], S.RC
+    for j in range(D.coff[b], D.coff[b + 1]):
+        g = D.groups[j]
+        lam, mu = S.lam_v[g, f], S.mu_v[g, f]
+        old = vf[j]
+        cc = j - p0
+        sq = 0.0
+        lin = 0.0
+        for t in range(D.bcptr[cc], D.bcptr[cc + 1]):
+            gr = D.bcidx[t]
+            x = D.bcval[t]
+            hB = RC[gr, QB] - x * old
+            C = RC[gr, AC]
+            sq += x * x * (D.card[gr] * hB * hB + 2.0 * C * hB + RC[gr, ACS])
+            lin += x * (hB * RC[gr, AE] + RC[gr, AEQ])
+        prec = alpha * sq + lam
+        mean = (alpha * (lin + old * sq) + lam * mu) / prec
+        if _probe_hit(probe, K_V, j, f):
+            _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
+        new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
+        d = new - old
+        for t in range(D.bcptr[cc], D.bcptr[cc + 1]):
+            gr = D.bcidx[t]
+            x = D.bcval[t]
+            hB = RC[gr, QB] - x * old
+            C = RC[gr, AC]
+            RC[gr, AE] -= x * d * (D.card[gr] * hB + C)
+            RC[gr, AEQ] -= x * d * (hB * C + RC[gr, ACS])
+            RC[gr, QB] += x * d
+            RC[gr, QS] += x * x * (new * new - old * old)
+        vf[j] = new
 
 
 @njit(cache=True, fastmath=FAST)
@@ -670,7 +742,7 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
     w = _init_normals(seed, p, 1) * priors.init_std
     Vt = (_init_normals(seed, rank * p, 1 + p) * priors.init_std).reshape(rank, p)
     S = State(w0, w, Vt, np.ones(1), np.zeros(G), np.full(G, 1e-5), np.zeros((G, rank)),
-              np.full((G, rank), 1e-5), np.empty(n), np.zeros(n), *(np.zeros(R) for _ in range(8)))
+              np.full((G, rank), 1e-5), np.empty(n), np.zeros(n), np.zeros((R, 8)), np.zeros((R, 2)))
     if fixed_alpha is not None:
         S.alpha[0] = float(fixed_alpha)
     if fixed_hyper is not None:
@@ -684,8 +756,8 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
 
 
 def _no_probe(S):
-    return np.array([-1, 0, 0, 0], np.int64), np.zeros(2), State(*(np.empty_like(a) if i < 8 else np.empty(0)
-                                                                     for i, a in enumerate(S)))
+    return np.array([-1, 0, 0, 0], np.int64), np.zeros(2), State(
+        *(np.empty_like(a) for a in S[:8]), np.empty(0), np.empty(0), np.empty((0, 8)), np.empty((0, 2)))
 
 
 def fit_gibbs(design: FMDesign, rank: int, n_iter: int, burn_in: int = 0, seed: int = 0, n_kept=None,
