@@ -254,75 +254,77 @@ def _probe_record(probe, pout, snap, S, a, b):
 # ------------------------------------------------------------------------------- prediction
 
 @njit(cache=True, fastmath=FAST)
-def _predict_into(D, w0, w, Vt, out, qrow, srow):
-    """y_hat for every rating of packed design ``D`` into ``out``; ``qrow``/``srow`` are
-    (R, k+1) scratch: per block row sum_l x w_l and, per factor, qB and qSB."""
+def _predict_into(D, w0, w, V, out, qrow):
+    """y_hat for every rating of packed design ``D`` into ``out``, for the FM (w0, w, V (p, k)).
+    ``qrow`` (R, k+2) is scratch: per block row its q_f (f < k), sum_l x w_l, and
+    sum_f sum_l x^2 v_lf^2 (the s terms of all factors add up, so one number per row)."""
     n = D.y.shape[0]
-    k = Vt.shape[0]
+    k = V.shape[1]
     nb = D.brows.shape[0]
-    R = D.roff[nb]
-    for gr in range(R):
-        s = 0.0
-        for t in range(D.bptr[gr], D.bptr[gr + 1]):
-            s += D.bval[t] * w[D.bidx[t]]
-        qrow[gr, k] = s
+    for gr in range(D.bptr.shape[0] - 1):
+        lin = 0.0
+        ss = 0.0
         for f in range(k):
-            a = 0.0
-            b = 0.0
-            for t in range(D.bptr[gr], D.bptr[gr + 1]):
-                v = Vt[f, D.bidx[t]]
-                x = D.bval[t]
-                a += x * v
-                b += x * x * v * v
-            qrow[gr, f] = a
-            srow[gr, f] = b
+            qrow[gr, f] = 0.0
+        for t in range(D.bptr[gr], D.bptr[gr + 1]):
+            j = D.bidx[t]
+            x = D.bval[t]
+            lin += x * w[j]
+            for f in range(k):
+                v = x * V[j, f]
+                qrow[gr, f] += v
+                ss += v * v
+        qrow[gr, k] = lin
+        qrow[gr, k + 1] = ss
     q = np.empty(k)
-    s2 = np.empty(k)
     for i in range(n):
         lin = w0
+        ss = 0.0
         for f in range(k):
             q[f] = 0.0
-            s2[f] = 0.0
         for t in range(D.xptr[i], D.xptr[i + 1]):
             j = D.xidx[t]
             x = D.xval[t]
             lin += x * w[j]
             for f in range(k):
-                v = x * Vt[f, j]
+                v = x * V[j, f]
                 q[f] += v
-                s2[f] += v * v
+                ss += v * v
         for b in range(nb):
             gr = D.brows[b, i]
             lin += qrow[gr, k]
+            ss += qrow[gr, k + 1]
             for f in range(k):
                 q[f] += qrow[gr, f]
-                s2[f] += srow[gr, f]
         acc = 0.0
         for f in range(k):
-            acc += q[f] * q[f] - s2[f]
-        out[i] = lin + 0.5 * acc
+            acc += q[f] * q[f]
+        out[i] = lin + 0.5 * (acc - ss)
 
 
 def _scratch(D, k):
-    R = int(D.roff[-1])
-    return np.empty((R, k + 1)), np.empty((R, max(k, 1)))
+    return np.empty((int(D.roff[-1]), k + 2)), np.empty((D.groups.shape[0], k))
 
 
 def fm_predict(design: FMDesign, w0, w, V):
     """y_hat of one FM (w0, w (p,), V (p, k)) on every rating of ``design``."""
     D = _pack(design, for_fit=False)
-    Vt = np.ascontiguousarray(np.asarray(V, np.float64).T)
+    V = np.ascontiguousarray(V, np.float64)
     out = np.empty(design.n)
-    _predict_into(D, float(w0), np.ascontiguousarray(w, np.float64), Vt, out, *_scratch(D, Vt.shape[0]))
+    _predict_into(D, float(w0), np.ascontiguousarray(w, np.float64), V, out, _scratch(D, V.shape[1])[0])
     return out
 
 
 # ----------------------------------------------------------------------------------- sweep
 
 @njit(cache=True, fastmath=FAST)
-def _refresh_e(D, S, qrow, srow):
-    """e = y - y_hat from scratch."""
-    _predict_into(D, S.w0[0], S.w, S.Vt, S.e, qrow, srow)
+def _refresh_e(D, S, qrow, V):
+    """e = y - y_hat from scratch (``V``: (p, k) scratch for the factors)."""
+    k, p = S.Vt.shape
+    for f in range(k):
+        for j in range(p):
+            V[j, f] = S.Vt[f, j]
+    _predict_into(D, S.w0[0], S.w, V, S.e, qrow)
     for i in range(D.y.shape[0]):
         S.e[i] = D.y[i] - S.e[i]
 
@@ -813,7 +815,7 @@ def fit_gibbs(design: FMDesign, rank: int, n_iter: int, burn_in: int = 0, seed: 
             slot += 1
         val_rmse = val_mse = float("nan")
         if validation is not None and it >= burn_in:
-            _predict_into(Dv, S.w0[0], S.w, S.Vt, vcur, *vscratch)
+            _predict_into(Dv, S.w0[0], S.w, np.ascontiguousarray(S.Vt.T), vcur, vscratch[0])
             vsum += vcur
             n_avg += 1
             val_mse = float(np.mean((vsum / n_avg - validation.y) ** 2))
@@ -852,7 +854,7 @@ def predict(result: GibbsResult, design: FMDesign, return_std: bool = False):
     mean = np.zeros(design.n)
     m2 = np.zeros(design.n)
     for s in range(result.n_kept):
-        _predict_into(D, result.w0[s], result.w[s], np.ascontiguousarray(result.V[s].T), cur, *scratch)
+        _predict_into(D, result.w0[s], result.w[s], result.V[s], cur, scratch[0])
         mean += cur
         if return_std:
             m2 += cur * cur
