@@ -121,8 +121,11 @@ __all__ = ["GibbsPriors", "GibbsResult", "GibbsHistory", "Conditional", "fit_gib
 Packed = namedtuple("Packed", "y xptr xidx xval xcptr xcidx xcval xcsq brows roff coff bptr bidx bval "
                               "bcptr bcidx bcval card bcsq groups")
 
-#: The sampler state: weights, hyper-parameters (first 8 fields), then the caches.
-State = namedtuple("State", "w0 w Vt alpha mu_w lam_w mu_v lam_v e q RC NX")
+#: The sampler state: weights, hyper-parameters (first 8 fields), then the caches: e (N,)
+#: residuals, q (N,) q_nf of the current factor, RC (R, 8) the block rows' cache while a
+#: factor is sampled, QF (k, R, 2) every block row's (qB, qSB) per factor, kept from the
+#: factor's last visit (V does not move in between; recomputed at every refresh).
+State = namedtuple("State", "w0 w Vt alpha mu_w lam_w mu_v lam_v e q RC QF")
 
 # columns of the per-block-row cache RC (R, 8): one cache line per block row
 QB, QS, QB_OLD, QS_OLD, AC, ACS, AE, AEQ = range(8)
@@ -140,6 +143,17 @@ def _transpose(indptr, indices, data, n_cols):
 
 def _pack(design: FMDesign, for_fit: bool) -> Packed:
     n, p0 = design.n, design.p0
+    y = design.y
+    if for_fit and design.X is not None and p0 > 0 and n:
+        # The sampler keeps the ratings in its own order: sorted by their first X column, so
+        # that sampling an X column (e.g. a day) walks its ratings' e and q contiguously.
+        # Only the order of floating-point sums changes.
+        X = design.X
+        first = np.where(np.diff(X.indptr) > 0, X.indices[np.minimum(X.indptr[:-1], max(X.nnz - 1, 0))], p0)
+        order = np.argsort(first, kind="stable")
+        design = FMDesign(y[order], X.take_rows(order),
+                          tuple(type(b)(b.rows[order], b.table) for b in design.blocks), design.groups)
+        y = design.y
     if design.X is not None:
         xptr, xidx, xval = design.X.indptr, design.X.indices, design.X.data
     else:
@@ -176,7 +190,7 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
         xcptr, xcidx, xcval, xcsq = np.zeros(p0 + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(p0)
         bcptr, bcidx, bcval = np.zeros(pB + 1, np.int64), np.zeros(0, np.int32), np.zeros(0)
         card, bcsq = np.zeros(R), np.zeros(pB)
-    return Packed(design.y, xptr, xidx, xval, xcptr, xcidx, xcval, xcsq, brows, roff, coff, bptr, bidx,
+    return Packed(y, xptr, xidx, xval, xcptr, xcidx, xcval, xcsq, brows, roff, coff, bptr, bidx,
                   bval, bcptr, bcidx, bcval, card, bcsq, design.groups)
 
 
@@ -319,12 +333,14 @@ def fm_predict(design: FMDesign, w0, w, V):
 
 @njit(cache=True, fastmath=FAST)
 def _refresh_e(D, S, qrow, V):
-    """e = y - y_hat from scratch (``V``: (p, k) scratch for the factors)."""
+    """e = y - y_hat and the block rows' per-factor (qB, qSB) from scratch (``V``: (p, k) scratch)."""
     k, p = S.Vt.shape
     for f in range(k):
         for j in range(p):
             V[j, f] = S.Vt[f, j]
     _predict_into(D, S.w0[0], S.w, V, S.e, qrow)
+    for f in range(k):
+        _block_rows(D, S.Vt[f], S.QF[f])
     for i in range(D.y.shape[0]):
         S.e[i] = D.y[i] - S.e[i]
 
@@ -466,25 +482,32 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
     # and q also builds block b+1's aggregates, and the one after the last block also
     # computes q for the next factor (and block 0's aggregates when there is no X).
     agg0 = 0 if (p0 == 0 and nb > 0) else -1
-    _block_rows(D, S.Vt[0], S.NX)
-    _pass(D, S, S.Vt[0], -1, agg0, True)
+    _pass(D, S, S.Vt[0], S.QF[0], -1, agg0, True)
     for f in range(k):
         vf = S.Vt[f]
         if p0 > 0:
             _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap)
             if nb > 0:
-                _pass(D, S, vf, -1, 0, False)
+                _pass(D, S, vf, S.QF[f], -1, 0, False)
         for b in range(nb):
             _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap)
             if b + 1 < nb:
-                _pass(D, S, vf, b, b + 1, False)
-            elif f + 1 < k:
-                _block_rows(D, S.Vt[f + 1], S.NX)
-                _pass(D, S, S.Vt[f + 1], b, agg0, True)
+                _pass(D, S, vf, S.QF[f], b, b + 1, False)
             else:
-                _pass(D, S, vf, b, -1, False)
+                _save_rows(S.RC, S.QF[f])
+                if f + 1 < k:
+                    _pass(D, S, S.Vt[f + 1], S.QF[f + 1], b, agg0, True)
+                else:
+                    _pass(D, S, vf, S.QF[f], b, -1, False)
         if nb == 0 and f + 1 < k:
-            _pass(D, S, S.Vt[f + 1], -1, -1, True)
+            _pass(D, S, S.Vt[f + 1], S.QF[f + 1], -1, -1, True)
+
+
+@njit(cache=True)
+def _save_rows(RC, QFf):
+    for gr in range(RC.shape[0]):
+        QFf[gr, 0] = RC[gr, QB]
+        QFf[gr, 1] = RC[gr, QS]
 
 
 @njit(cache=True, fastmath=FAST)
@@ -503,15 +526,15 @@ def _block_rows(D, vf, NX):
 
 
 @njit(cache=True, fastmath=FAST)
-def _pass(D, S, vq, rb, ab, newq):
+def _pass(D, S, vq, NX, rb, ab, newq):
     """One pass over the ratings, in this order per rating: write block ``rb``'s change
     (RC's qB vs qB_old, qSB vs qSB_old) back into e and q (rb >= 0); with ``newq``,
-    recompute q from ``vq`` (X's part) and NX (the blocks' rows); add the rating to block
+    recompute q from ``vq`` (X's part) and NX (the blocks' rows, (R, 2)); add the rating to block
     ``ab``'s row aggregates C, CS, E, EQ (ab >= 0, zeroed first). With ``newq`` the block rows
     then take NX as their current and old values (the next factor starts)."""
     n = D.y.shape[0]
     nb = D.brows.shape[0]
-    RC, NX, q, e = S.RC, S.NX, S.q, S.e
+    RC, q, e = S.RC, S.q, S.e
     if ab >= 0:
         for gr in range(D.roff[ab], D.roff[ab + 1]):
             RC[gr, AC] = 0.0
@@ -744,7 +767,7 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
     w = _init_normals(seed, p, 1) * priors.init_std
     Vt = (_init_normals(seed, rank * p, 1 + p) * priors.init_std).reshape(rank, p)
     S = State(w0, w, Vt, np.ones(1), np.zeros(G), np.full(G, 1e-5), np.zeros((G, rank)),
-              np.full((G, rank), 1e-5), np.empty(n), np.zeros(n), np.zeros((R, 8)), np.zeros((R, 2)))
+              np.full((G, rank), 1e-5), np.empty(n), np.zeros(n), np.zeros((R, 8)), np.zeros((rank, R, 2)))
     if fixed_alpha is not None:
         S.alpha[0] = float(fixed_alpha)
     if fixed_hyper is not None:
@@ -759,7 +782,7 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
 
 def _no_probe(S):
     return np.array([-1, 0, 0, 0], np.int64), np.zeros(2), State(
-        *(np.empty_like(a) for a in S[:8]), np.empty(0), np.empty(0), np.empty((0, 8)), np.empty((0, 2)))
+        *(np.empty_like(a) for a in S[:8]), np.empty(0), np.empty(0), np.empty((0, 8)), np.empty((0, 0, 2)))
 
 
 def fit_gibbs(design: FMDesign, rank: int, n_iter: int, burn_in: int = 0, seed: int = 0, n_kept=None,
