@@ -38,7 +38,8 @@ def design_from_myfm(X, blocks, y, group_shapes):
     """The FMDesign of myFM inputs: X (scipy CSR or None), myfm.RelationBlocks, targets."""
     from mfcore.engine.fm_design import CSR, FMDesign, RelationBlock
     Xc = None if X is None else CSR.from_scipy(X)
-    rbs = tuple(RelationBlock(np.asarray(b.original_to_block, np.int32), CSR.from_scipy(b.data)) for b in blocks)
+    rbs = tuple(RelationBlock(np.asarray(b.original_to_block, np.int32), CSR.from_scipy(b.data))
+                for b in blocks)
     groups = np.repeat(np.arange(len(group_shapes)), group_shapes)
     return FMDesign(y, Xc, rbs, groups)
 
@@ -110,8 +111,8 @@ def main(argv=None):
         for _ in range(args.repeats):
             for who in ("myFM", "mfcore"):
                 if who == "myFM":
-                    pred, wall, sweeps = run_myfm(X_tr, rel_tr, tr[2], X_te, rel_te, shapes, args.rank, n_iter,
-                                                  args.seed)
+                    pred, wall, sweeps = run_myfm(X_tr, rel_tr, tr[2], X_te, rel_te, shapes, args.rank,
+                                                  n_iter, args.seed)
                 else:
                     pred, wall, sweeps = run_mfcore(d_tr, d_te, args.rank, n_iter, args.seed)
                 per[who] += sweeps

@@ -187,7 +187,8 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
         row_of = np.repeat(np.arange(R), np.diff(bptr))
         bcsq = np.bincount(bidx - p0, weights=bval * bval * card[row_of], minlength=pB).astype(np.float64)
     else:
-        xcptr, xcidx, xcval, xcsq = np.zeros(p0 + 1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(p0)
+        xcptr, xcidx, xcval = np.zeros(p0 + 1, np.int64), np.zeros(0, np.int32), np.zeros(0)
+        xcsq = np.zeros(p0)
         bcptr, bcidx, bcval = np.zeros(pB + 1, np.int64), np.zeros(0, np.int32), np.zeros(0)
         card, bcsq = np.zeros(R), np.zeros(pB)
     return Packed(y, xptr, xidx, xval, xcptr, xcidx, xcval, xcsq, brows, roff, coff, bptr, bidx,
@@ -367,12 +368,13 @@ def _hyper(cf, S, groups, t, mu, lam, cnt, ssum, seed, sweep, f, k, probe, pout,
         rate = b0 + 0.5 * (gamma0 * dm * dm + dev[g])
         if _probe_hit(probe, kind_lam, g, f):
             _probe_record(probe, pout, snap, S, shape, rate)
-        lam[g] = _gamma(seed, sweep, S_LAMW if kind_lam == K_LAMW else S_LAMV, g * (k + 1) + f + 1, shape, rate)
+        idx = g * (k + 1) + f + 1
+        lam[g] = _gamma(seed, sweep, S_LAMW if kind_lam == K_LAMW else S_LAMV, idx, shape, rate)
         prec = lam[g] * (gamma0 + cnt[g])
         mean = (gamma0 * mu0 + ssum[g]) / (gamma0 + cnt[g])
         if _probe_hit(probe, kind_mu, g, f):
             _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-        mu[g] = mean + _normal(seed, sweep, S_MUW if kind_mu == K_MUW else S_MUV, g * (k + 1) + f + 1) / math.sqrt(prec)
+        mu[g] = mean + _normal(seed, sweep, S_MUW if kind_mu == K_MUW else S_MUV, idx) / math.sqrt(prec)
 
 
 @njit(cache=True, fastmath=FAST)
@@ -385,7 +387,7 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
     nb = D.brows.shape[0]
     p0 = D.xcptr.shape[0] - 1
     seed = ci[0]
-    e, q = S.e, S.q
+    e = S.e
     G = S.mu_w.shape[0]
     cnt = np.empty(G)
     ssum = np.empty(G)
@@ -771,8 +773,12 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
     if fixed_alpha is not None:
         S.alpha[0] = float(fixed_alpha)
     if fixed_hyper is not None:
-        for name, arr in (("mu_w", S.mu_w), ("lambda_w", S.lam_w), ("mu_v", S.mu_v), ("lambda_v", S.lam_v)):
-            arr[...] = np.broadcast_to(np.asarray(fixed_hyper.get(name, arr), np.float64), arr.shape)
+        unknown = set(fixed_hyper) - {"mu_w", "lambda_w", "mu_v", "lambda_v"}
+        if unknown:
+            raise ValueError(f"fixed_hyper: unknown names {sorted(unknown)}")
+        for name, arr, default in (("mu_w", S.mu_w, priors.mu0), ("lambda_w", S.lam_w, 1.0),
+                                   ("mu_v", S.mu_v, priors.mu0), ("lambda_v", S.lam_v, 1.0)):
+            arr[...] = np.broadcast_to(np.asarray(fixed_hyper.get(name, default), np.float64), arr.shape)
     cf = np.array([priors.a0, priors.b0, priors.gamma0, priors.mu0, priors.lambda0], np.float64)
     ci = np.array([seed, fixed_alpha is not None, fixed_hyper is not None], np.int64)
     scratch = _scratch(D, rank)
@@ -799,13 +805,16 @@ def fit_gibbs(design: FMDesign, rank: int, n_iter: int, burn_in: int = 0, seed: 
     every sweep with ``info`` a dict (train_rmse, alpha, seconds, val_rmse, w0, w, Vt (k, p):
     live views, do not modify); returning True stops the run.
     ``fixed_alpha``: hold the noise precision at this value instead of sampling it;
-    ``fixed_hyper``: dict of mu_w, lambda_w (G,), mu_v, lambda_v (G, k) (scalars broadcast)
-    held fixed instead of sampled. ``refresh_every``: recompute residuals from scratch every
-    that many sweeps. Same seed -> bit-identical samples.
+    ``fixed_hyper``: dict of mu_w, lambda_w (G,), mu_v, lambda_v (G, k) (scalars broadcast;
+    a missing mu is mu0, a missing lambda 1) held fixed instead of sampled.
+    ``refresh_every``: recompute the residuals (and block-row caches) from scratch every that
+    many sweeps (between refreshes they drift by ~1e-14). Same seed -> bit-identical samples.
     """
-    n_iter, burn_in = int(n_iter), int(burn_in)
+    n_iter, burn_in, refresh_every = int(n_iter), int(burn_in), int(refresh_every)
     if n_iter < 1 or not 0 <= burn_in < n_iter:
         raise ValueError("need n_iter >= 1 and 0 <= burn_in < n_iter")
+    if refresh_every < 1:
+        raise ValueError("refresh_every must be >= 1")
     m = n_iter - burn_in
     n_kept = m if n_kept is None else int(n_kept)
     if not 1 <= n_kept <= m:
@@ -912,8 +921,8 @@ def gibbs_conditional(design: FMDesign, rank: int, param, seed: int = 0, sweep: 
     _sweep(D, S, cf, ci, sweep, probe, pout, snap)
     if probe[3] != 1:
         raise ValueError(f"the sampler never drew {param} (frozen, or out of range)")
-    state = {"w0": float(snap.w0[0]), "w": snap.w.copy(), "V": snap.Vt.T.copy(), "alpha": float(snap.alpha[0]),
-             "mu_w": snap.mu_w.copy(), "lambda_w": snap.lam_w.copy(), "mu_v": snap.mu_v.copy(),
-             "lambda_v": snap.lam_v.copy()}
+    state = {"w0": float(snap.w0[0]), "w": snap.w.copy(), "V": snap.Vt.T.copy(),
+             "alpha": float(snap.alpha[0]), "mu_w": snap.mu_w.copy(), "lambda_w": snap.lam_w.copy(),
+             "mu_v": snap.mu_v.copy(), "lambda_v": snap.lam_v.copy()}
     family = "gamma" if kind in (K_ALPHA, K_LAMW, K_LAMV) else "normal"
     return Conditional(family, float(pout[0]), float(pout[1]), state)
