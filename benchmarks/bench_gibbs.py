@@ -87,7 +87,8 @@ def main(argv=None):
         warnings.simplefilter("ignore")
         import myfm
     from mfcore import peers
-    from mfcore.engine.gibbs import fit_gibbs
+    from mfcore.engine.fm_design import feature_set
+    from mfcore.engine.gibbs import fit_gibbs, fm_predict
 
     data = peers.load_udata(args.data)
     train, test = peers.grouplens_fold(data, 1)
@@ -104,6 +105,12 @@ def main(argv=None):
         X_tr, rel_tr, X_te, rel_te, shapes = peers._myfm_features(name, tr, te, n_users, n_items)
         d_tr = design_from_myfm(X_tr, rel_tr, tr[2], shapes)
         d_te = design_from_myfm(X_te, rel_te, te[2], shapes)
+        # mfcore's own scipy-free builder must give the same features per rating as myFM's matrices
+        own_tr, own_te = feature_set(name, tr, te, n_users, n_items)
+        rng = np.random.default_rng(0)
+        w0, w, V = 0.1, rng.normal(size=d_tr.p), rng.normal(size=(d_tr.p, 3))
+        same = all(np.allclose(fm_predict(a, w0, w, V), fm_predict(b, w0, w, V), rtol=1e-12, atol=1e-9)
+                   for a, b in ((own_tr, d_tr), (own_te, d_te)))
         fit_gibbs(d_tr, args.rank, 2, seed=args.seed)   # compile / load the Numba cache
         per = {"myFM": [], "mfcore": []}
         walls = {"myFM": [], "mfcore": []}
@@ -123,7 +130,8 @@ def main(argv=None):
                   f"{1000 * statistics.median(walls[who]):11.2f} {rmse(preds[who], te[2]):7.4f} "
                   f"{rmse(preds[who], te[2], clip=False):8.4f}", flush=True)
         print(f"{'':18s} p = {d_tr.p} columns, nnz(X) = {0 if d_tr.X is None else d_tr.X.nnz}, block nnz = "
-              f"{[b.table.nnz for b in d_tr.blocks]}", flush=True)
+              f"{[b.table.nnz for b in d_tr.blocks]}; mfcore.engine.fm_design.feature_set gives the same "
+              f"features: {same}", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CSR", "RelationBlock", "FMDesign", "csr_from_triplets", "one_hot", "row_normalised"]
+__all__ = ["CSR", "RelationBlock", "FMDesign", "csr_from_triplets", "one_hot", "row_normalised", "hstack",
+           "feature_set", "FEATURE_SETS"]
 
 
 @dataclass(frozen=True)
@@ -260,3 +261,55 @@ class FMDesign:
         parts = [self.X if self.X is not None else CSR(np.zeros(self.n + 1, np.int64), [], [], (self.n, 0))]
         parts += [b.table.take_rows(b.rows) for b in self.blocks]
         return FMDesign(self.y, hstack(parts), (), self.groups)
+
+
+FEATURE_SETS = ("mf", "svdpp", "timesvdpp-flipped")
+
+
+def feature_set(name, train, test, n_users=None, n_items=None):
+    """Training and test designs of myFM's MovieLens feature sets, from plain arrays (the
+    scipy-free twin of ``mfcore.peers._myfm_features``; same columns, same groups):
+
+        mf:                user one-hot | item one-hot
+        svdpp:             user one-hot, N(u) | item one-hot
+        timesvdpp-flipped: day one-hot | user one-hot, N(u) | item one-hot, N(i)
+
+    ``train``/``test``: (users, items, ratings[, timestamps]) with dense 0-based indices.
+    N(u) = the items u rated in TRAIN, N(i) = the users who rated i in TRAIN, each row
+    weighted 1/sqrt(its size). Users and items are relation blocks over ALL users (items):
+    ``rows`` is the user (item) index itself. Day = timestamp // 86400, one-hot over the days
+    seen in train (a test day absent from train gets an empty row). Groups: one per part
+    (day; user; N(u); item; N(i)), as myFM's ``group_shapes``."""
+    if name not in FEATURE_SETS:
+        raise ValueError(f"feature set must be one of {FEATURE_SETS}")
+    tr_u, tr_i = (np.asarray(a, np.int64) for a in train[:2])
+    te_u, te_i = (np.asarray(a, np.int64) for a in test[:2])
+    n_users = int(max(tr_u.max(initial=-1), te_u.max(initial=-1)) + 1) if n_users is None else int(n_users)
+    n_items = int(max(tr_i.max(initial=-1), te_i.max(initial=-1)) + 1) if n_items is None else int(n_items)
+    user_parts, item_parts = [one_hot(np.arange(n_users), n_users)], [one_hot(np.arange(n_items), n_items)]
+    if name in ("svdpp", "timesvdpp-flipped"):
+        user_parts.append(row_normalised(tr_u, tr_i, (n_users, n_items)))
+    if name == "timesvdpp-flipped":
+        item_parts.append(row_normalised(tr_i, tr_u, (n_items, n_users)))
+    widths = [p.shape[1] for p in user_parts + item_parts]
+    utab, itab = hstack(user_parts), hstack(item_parts)
+    X_tr = X_te = None
+    if name == "timesvdpp-flipped":
+        if len(train) < 4 or len(test) < 4 or train[3] is None or test[3] is None:
+            raise ValueError("timesvdpp-flipped needs timestamps in train and test")
+        days = np.unique(np.asarray(train[3], np.int64) // 86400)
+
+        def day_onehot(ts):
+            d = np.asarray(ts, np.int64) // 86400
+            pos = np.clip(np.searchsorted(days, d), 0, max(len(days) - 1, 0))
+            known = (days[pos] == d) if len(days) else np.zeros(len(d), bool)
+            return one_hot(np.where(known, pos, -1), len(days))
+
+        X_tr, X_te = day_onehot(train[3]), day_onehot(test[3])
+        widths = [len(days)] + widths
+    groups = np.repeat(np.arange(len(widths)), widths)
+
+    def design(split, X, u, i):
+        return FMDesign(np.asarray(split[2], np.float64), X, (RelationBlock(u, utab), RelationBlock(i, itab)),
+                        groups)
+    return design(train, X_tr, tr_u, tr_i), design(test, X_te, te_u, te_i)

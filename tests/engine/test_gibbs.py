@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from mfcore.engine.fm_design import (CSR, FMDesign, RelationBlock, csr_from_triplets, hstack, one_hot,
-                                     row_normalised)
+from mfcore.engine.fm_design import (CSR, FMDesign, RelationBlock, csr_from_triplets, feature_set, hstack,
+                                     one_hot, row_normalised)
 from mfcore.engine.gibbs import GibbsPriors, fit_gibbs, fm_predict, gibbs_conditional, predict
 
 
@@ -256,18 +256,47 @@ def test_design_helpers():
 
 # ------------------------------------------------------------------- 5. GroupLens u1
 
+def test_feature_set_timesvdpp_flipped_written_out_by_hand():
+    """Per rating: [day one-hot (train days) | user one-hot, N(u)/sqrt|N(u)| | item one-hot,
+    N(i)/sqrt|N(i)|], N from TRAIN only; test ratings get the same columns."""
+    rng = np.random.default_rng(9)
+    nu, ni = 5, 4
+    tr = (rng.integers(0, nu, 30), rng.integers(0, ni, 30), rng.integers(1, 6, 30).astype(float),
+          rng.integers(0, 6, 30) * 86400 + 5)
+    te = (rng.integers(0, nu, 8), rng.integers(0, ni, 8), np.ones(8), rng.integers(0, 8, 8) * 86400)
+    d_tr, d_te = feature_set("timesvdpp-flipped", tr, te, nu, ni)
+    days = np.unique(tr[3] // 86400)
+    Nu = [sorted(set(tr[1][tr[0] == u])) for u in range(nu)]
+    Ni = [sorted(set(tr[0][tr[1] == i])) for i in range(ni)]
+
+    def by_hand(split):
+        out = np.zeros((len(split[0]), len(days) + 2 * (nu + ni)))
+        for n, (u, i, t) in enumerate(zip(split[0], split[1], split[3])):
+            hit = np.flatnonzero(days == t // 86400)
+            if len(hit):
+                out[n, hit[0]] = 1
+            base = len(days)
+            out[n, base + u] = 1
+            for j in Nu[u]:
+                out[n, base + nu + j] = 1 / math.sqrt(len(Nu[u]))
+            base += nu + ni
+            out[n, base + i] = 1
+            for v in Ni[i]:
+                out[n, base + ni + v] = 1 / math.sqrt(len(Ni[i]))
+        return out
+    np.testing.assert_allclose(dense_of(d_tr), by_hand(tr), rtol=1e-15)
+    np.testing.assert_allclose(dense_of(d_te), by_hand(te), rtol=1e-15)
+    assert list(np.bincount(d_tr.groups)) == [len(days), nu, ni, ni, nu]
+    assert d_tr.same_columns(d_te)
+
+
 def u1_mf_designs(path):
     raw = np.loadtxt(path, dtype=np.int64)
     users = np.unique(raw[:, 0], return_inverse=True)[1]
     items = np.unique(raw[:, 1], return_inverse=True)[1]
     y = raw[:, 2].astype(float)
-    nu, ni = users.max() + 1, items.max() + 1
     test = np.arange(len(y)) < 20_000                      # GroupLens u1: rows 0..19999 in file order
-
-    def design(m):
-        return FMDesign(y[m], None, (RelationBlock(users[m], one_hot(np.arange(nu), nu)),
-                                     RelationBlock(items[m], one_hot(np.arange(ni), ni))))
-    return design(~test), design(test)
+    return feature_set("mf", (users[~test], items[~test], y[~test]), (users[test], items[test], y[test]))
 
 
 def test_u1_mf_rank10_matches_myfm_accuracy(ml100k_path):
