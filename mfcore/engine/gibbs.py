@@ -89,7 +89,9 @@ only updated incrementally; the drift is at the level of float64 rounding).
 
 Random numbers are counter-based (:mod:`mfcore.kernels.rng`): every draw is a function of
 (seed, sweep, parameter), so the same seed gives bit-identical samples, and a parameter
-gets the same numbers whether its column sits in X or in a relation block.
+gets the same numbers whether its column sits in X or in a relation block. Normals come from
+Box-Muller (for w and each factor of V, both numbers of a pair are used: columns 2m and
+2m+1 share one pair), Gammas from Marsaglia & Tsang's method.
 """
 from __future__ import annotations
 
@@ -208,6 +210,21 @@ def _normal(seed, sweep, slot, idx):
     u1 = uniform(seed, sweep, slot, 2 * idx)
     u2 = uniform(seed, sweep, slot, 2 * idx + 1)
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TWO_PI * u2)
+
+
+@njit(cache=True, fastmath=FAST)
+def _fill_normals(seed, sweep, slot, base, out):
+    """out[j] = a standard normal fixed by (seed, sweep, slot, base + j // 2, j % 2): Box-Muller
+    on two uniforms gives the pair (j even, j odd) at the cost of one log, one sqrt and one
+    sin/cos pair, half of :func:`_normal`'s cost per number."""
+    m = out.shape[0]
+    for h in range((m + 1) // 2):
+        u1 = uniform(seed, sweep, slot, 2 * (base + h))
+        u2 = uniform(seed, sweep, slot, 2 * (base + h) + 1)
+        r = math.sqrt(-2.0 * math.log(1.0 - u1))
+        out[2 * h] = r * math.cos(_TWO_PI * u2)
+        if 2 * h + 1 < m:
+            out[2 * h + 1] = r * math.sin(_TWO_PI * u2)
 
 
 @njit(cache=True)
@@ -423,6 +440,8 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
     if ci[2] == 0 and p > 0:
         _hyper(cf, S, D.groups, S.w, S.mu_w, S.lam_w, cnt, ssum, seed, sweep, -1, k, probe, pout, snap,
                K_LAMW, K_MUW)
+    z = np.empty(p)                                                # this sweep's normals for w
+    _fill_normals(seed, sweep, S_W, 0, z)
     for j in range(p0):                                            # X's columns: h = x_nj
         g = D.groups[j]
         lam, mu = S.lam_w[g], S.mu_w[g]
@@ -435,7 +454,7 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
         mean = (alpha * (lin + old * sq) + lam * mu) / prec
         if _probe_hit(probe, K_W, j, 0):
             _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-        new = mean + _normal(seed, sweep, S_W, j) / math.sqrt(prec)
+        new = mean + z[j] / math.sqrt(prec)
         d = new - old
         if d != 0.0:
             for t in range(D.xcptr[j], D.xcptr[j + 1]):
@@ -462,7 +481,7 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
             mean = (alpha * (lin + old * sq) + lam * mu) / prec
             if _probe_hit(probe, K_W, j, 0):
                 _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-            new = mean + _normal(seed, sweep, S_W, j) / math.sqrt(prec)
+            new = mean + z[j] / math.sqrt(prec)
             d = new - old
             for t in range(D.bcptr[c], D.bcptr[c + 1]):
                 gr = D.bcidx[t]
@@ -487,12 +506,13 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
     _pass(D, S, S.Vt[0], S.QF[0], -1, agg0, True)
     for f in range(k):
         vf = S.Vt[f]
+        _fill_normals(seed, sweep, S_V, f * ((p + 1) // 2), z)    # the normals for v_.f
         if p0 > 0:
-            _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap)
+            _sample_x_columns(D, S, f, alpha, z, probe, pout, snap)
             if nb > 0:
                 _pass(D, S, vf, S.QF[f], -1, 0, False)
         for b in range(nb):
-            _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap)
+            _sample_block_columns(D, S, f, b, alpha, z, probe, pout, snap)
             if b + 1 < nb:
                 _pass(D, S, vf, S.QF[f], b, b + 1, False)
             else:
@@ -584,9 +604,9 @@ def _pass(D, S, vq, NX, rb, ab, newq):
 
 
 @njit(cache=True, fastmath=FAST)
-def _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap):
-    """v_jf for X's columns j: h_n = x_nj (q_n - x_nj v_jf) over the column's ratings."""
-    p = D.groups.shape[0]
+def _sample_x_columns(D, S, f, alpha, z, probe, pout, snap):
+    """v_jf for X's columns j: h_n = x_nj (q_n - x_nj v_jf) over the column's ratings; ``z``: the
+    standard normals of this factor (one per column)."""
     p0 = D.xcptr.shape[0] - 1
     vf, q, e = S.Vt[f], S.q, S.e
     for j in range(p0):
@@ -605,7 +625,7 @@ def _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap):
         mean = (alpha * (lin + old * sq) + lam * mu) / prec
         if _probe_hit(probe, K_V, j, f):
             _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-        new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
+        new = mean + z[j] / math.sqrt(prec)
         d = new - old
         for t in range(D.xcptr[j], D.xcptr[j + 1]):
             i = D.xcidx[t]
@@ -617,9 +637,8 @@ def _sample_x_columns(D, S, f, alpha, seed, sweep, probe, pout, snap):
 
 
 @njit(cache=True, fastmath=FAST)
-def _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap):
+def _sample_block_columns(D, S, f, b, alpha, z, probe, pout, snap):
     """v_lf for block ``b``'s columns l, from the row aggregates (module docstring)."""
-    p = D.groups.shape[0]
     p0 = D.xcptr.shape[0] - 1
     vf, RC = S.Vt[f], S.RC
     for j in range(D.coff[b], D.coff[b + 1]):
@@ -640,7 +659,7 @@ def _sample_block_columns(D, S, f, b, alpha, seed, sweep, probe, pout, snap):
         mean = (alpha * (lin + old * sq) + lam * mu) / prec
         if _probe_hit(probe, K_V, j, f):
             _probe_record(probe, pout, snap, S, mean, 1.0 / prec)
-        new = mean + _normal(seed, sweep, S_V, f * p + j) / math.sqrt(prec)
+        new = mean + z[j] / math.sqrt(prec)
         d = new - old
         for t in range(D.bcptr[cc], D.bcptr[cc + 1]):
             gr = D.bcidx[t]

@@ -207,6 +207,28 @@ def test_same_seed_bit_identical_other_seed_different():
     assert a.history.train_rmse == b.history.train_rmse
 
 
+# ------------------------------------------------------------------- random numbers
+
+def test_counter_based_normals_and_gammas_have_the_right_laws():
+    """Kolmogorov-Smirnov distance of 200,000 paired Box-Muller normals to N(0, 1) below
+    the 1% critical value 1.63/sqrt(n); no correlation within a pair; Gamma draws with
+    the right mean and variance for shapes below 1, small and large (5 standard errors)."""
+    from mfcore.engine.gibbs import _fill_normals, _gamma
+    n = 200_000
+    z = np.empty(n)
+    _fill_normals(3, 5, 7, 11, z)
+    zs = np.sort(z)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(zs / math.sqrt(2)))
+    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    assert ks < 1.63 / math.sqrt(n), ks
+    assert abs(np.corrcoef(z[0::2], z[1::2])[0, 1]) < 5 / math.sqrt(n / 2)
+    for shape, rate in ((0.5, 2.0), (3.0, 0.5), (40_000.0, 3.0)):
+        g = np.array([_gamma(1, 2, 3, i, shape, rate) for i in range(50_000)])
+        mean, var = shape / rate, shape / rate ** 2
+        assert abs(g.mean() - mean) < 5 * math.sqrt(var / len(g))
+        assert abs(g.var() / var - 1) < 5 * math.sqrt(2 / len(g)) * (1 + 3 / shape) ** 0.5
+
+
 # ------------------------------------------------------------------- API details
 
 def test_kept_samples_validation_history_and_predictive_std():
