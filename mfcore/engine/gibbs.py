@@ -84,8 +84,10 @@ group the difference is negligible; this module samples the exact conditional ab
 
 Sweep order (myFM's): alpha, w0, (lambda_w, mu_w), w [X's columns, then each block's],
 (lambda_v, mu_v), then for f = 0..k-1: v_.f [X's columns, then each block's]. Every
-``refresh_every`` sweeps the residuals are recomputed from scratch (they are otherwise
-only updated incrementally; the drift is at the level of float64 rounding).
+``refresh_every`` sweeps the residuals and the block rows' per-factor (qB, qSB) are
+recomputed from scratch (in between they are only updated incrementally; measured drift
+after 50 sweeps on ml-100k: 4e-14). Internally the ratings are kept sorted by their first
+X column, so that an X column's ratings are contiguous; only the order of sums changes.
 
 Random numbers are counter-based (:mod:`mfcore.kernels.rng`): every draw is a function of
 (seed, sweep, parameter), so the same seed gives bit-identical samples, and a parameter
