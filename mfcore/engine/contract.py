@@ -25,12 +25,15 @@ it writes the gradient of the batch's MEAN squared error with respect to one row
 small vector ``g`` (the row's columns) and calls :func:`emit` ``(T, R, t, r, g)``, once
 per occurrence (a row read twice by one sample is emitted twice or summed first, as the
 model's maths says). :func:`emit` adds the per-sample L2 term, accumulates the row's summed
-gradient ``G`` and, for Keras' Adam, the sum of squared occurrences ``G2``, and zeroes
-``g``. Dense weights' gradients are added into ``R.gtheta``.
+gradient and, for Keras' Adam, the sum of squared occurrences, and zeroes ``g``. Dense
+weights' gradients are added into ``R.gtheta``.
 
 **Touched rows.** Before the forward pass the engine asks the kernel for every row the
 batch will read (:func:`touch`); it brings those rows up to date (the lazy Keras-Adam
-catch-up) before the kernel reads them, and the optimizer steps exactly those rows.
+catch-up) before the kernel reads them, and the optimizer steps exactly those rows. The
+``j``-th row touched in a step owns *slot* ``j`` of the gradient buffers (``R.G[j]``,
+``R.G2[j]``): a batch's gradients sit in a few contiguous rows, not scattered over the
+tables, and the optimizer reads them in order.
 """
 from __future__ import annotations
 
@@ -42,21 +45,47 @@ from numba import njit
 from ..kernels import CORE, FAST
 from .tables import start
 
-__all__ = ["Params", "Grads", "Touched", "emit", "touch", "G2_NONE", "G2_OCCURRENCES",
-           "G2_SUM"]
+__all__ = ["Params", "Grads", "Touched", "emit", "touch", "buffers", "arena_gradient",
+           "G2_NONE", "G2_OCCURRENCES", "G2_SUM"]
 
 #: the model's non-table arrays (see the module docstring)
 Params = namedtuple("Params", "spec fspec theta state aux_i aux_f")
 
-#: row-gradient sink: ``G``/``G2`` shaped like the arena, ``gtheta`` like theta;
-#: ``pen``/``scale``: 1-element float64 boxes (per-sample L2 penalty sum of the batch, and
-#: 2/n); ``g2_mode``: what ``G2`` receives (``G2_*``); ``per_sample``: per-sample L2 on
-Grads = namedtuple("Grads", "G G2 gtheta pen scale g2_mode per_sample")
+#: row-gradient sink: ``G``/``G2`` (slots x widest row; see "touched rows"), ``slot`` (one
+#: int64 per global row: its slot in the current step; the same array as ``Touched.slot``),
+#: ``gtheta`` shaped like theta; ``pen``/``scale``: 1-element float64 boxes (per-sample L2
+#: penalty sum of the batch, and 2/n); ``g2_mode``: what ``G2`` receives (``G2_*``);
+#: ``per_sample``: per-sample L2 on
+Grads = namedtuple("Grads", "G G2 slot gtheta pen scale g2_mode per_sample")
 
 #: the rows a batch touches: ``mark`` (one int64 per global row: the step it was last
-#: touched), ``tab``/``rows`` (table and row of each touched row), ``count`` and ``step``
-#: (1-element int64 boxes)
-Touched = namedtuple("Touched", "mark tab rows count step")
+#: touched), ``slot`` (its slot then), ``tab``/``rows`` (table and row of each slot),
+#: ``count`` and ``step`` (1-element int64 boxes)
+Touched = namedtuple("Touched", "mark slot tab rows count step")
+
+def buffers(tables, theta, g2_mode, per_sample):
+    """Fresh ``(Grads, Touched)`` for a model's tables (one slot per table row at most,
+    plus an always-zero slot at the end)."""
+    n_rows = tables.n_rows
+    width = max([s.cols for s in tables.specs] + [1])
+    dtype = tables.arena.W.dtype
+    slot = np.zeros(n_rows, np.int64)
+    R = Grads(np.zeros((n_rows + 1, width), dtype), np.zeros((n_rows + 1, width), dtype),
+              slot, np.zeros_like(theta), np.zeros(1), np.zeros(1), g2_mode, per_sample)
+    K = Touched(np.full(n_rows, -1, np.int64), slot, np.zeros(n_rows, np.int64),
+                np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    return R, K
+
+
+def arena_gradient(T, R, K):
+    """The summed row gradients of the step as an array shaped like the arena (tests)."""
+    out = np.zeros_like(T.W)
+    for j in range(int(K.count[0])):
+        t, r = int(K.tab[j]), int(K.rows[j])
+        base = int(T.off[t] + r * T.cols[t])
+        out[base:base + int(T.cols[t])] = R.G[j, :int(T.cols[t])]
+    return out
+
 
 G2_NONE = 0         # plain SGD: no second moment
 G2_OCCURRENCES = 1  # Keras' Adam: sum over occurrences of g^2
@@ -70,8 +99,8 @@ def emit(T, R, t, r, g):
     ``l2 (w - center)^2`` goes to ``R.pen``); then ``G += g`` and, for Keras' Adam,
     ``G2 += g^2``. Zeroes ``g``."""
     cols = T.cols[t]
-    s = start(T, t, r)
     if R.per_sample:
+        s = start(T, t, r)
         c0 = np.uint64(T.coff[t])
         for c in range(cols):
             cc = c0 + np.uint64(c)
@@ -80,17 +109,17 @@ def emit(T, R, t, r, g):
                 w = T.W[s + np.uint64(c)] - T.center[cc]
                 R.pen[0] += l2 * w * w
                 g[c] += R.scale[0] * l2 * w
-    G, G2 = R.G, R.G2
+    j = np.uint64(R.slot[T.gid[t] + r])
+    G, G2 = R.G[j], R.G2[j]
     if R.g2_mode == G2_OCCURRENCES:
         for c in range(cols):
-            j = s + np.uint64(c)
             v = g[c]
-            G[j] += v
-            G2[j] += v * v
+            G[c] += v
+            G2[c] += v * v
             g[c] = 0.0
     else:
         for c in range(cols):
-            G[s + np.uint64(c)] += g[c]
+            G[c] += g[c]
             g[c] = 0.0
 
 
@@ -101,6 +130,7 @@ def touch(T, K, t, r):
     if K.mark[gid] != K.step[0]:
         K.mark[gid] = K.step[0]
         c = K.count[0]
+        K.slot[gid] = c
         K.tab[c] = t
         K.rows[c] = r
         K.count[0] = c + 1

@@ -13,27 +13,14 @@ Per batch (:func:`run_batches`)::
 """
 import math
 
-import numpy as np
 from numba import njit
 
 from ..kernels import CORE, FAST, dispatch
 from ..registry import ADAM
 from . import optim
-from .contract import G2_SUM
-from .tables import start
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
-
-
-@njit(**CORE, fastmath=FAST)
-def _square_sums(T, R, K):
-    """``G2 = G^2`` on the touched rows (the textbook second-moment input)."""
-    for j in range(K.count[0]):
-        s = start(T, K.tab[j], K.rows[j])
-        for c in range(T.cols[K.tab[j]]):
-            i = s + np.uint64(c)
-            R.G2[i] = R.G[i] * R.G[i]
 
 
 @njit(**CORE, fastmath=FAST)
@@ -64,8 +51,6 @@ def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
         loss = sse / n
         if R.per_sample:
             loss += R.pen[0] / n
-        if R.g2_mode == G2_SUM:
-            _square_sums(T, R, K)
         if not math.isfinite(loss):
             return loss_sum, seen, STATUS_NONFINITE
         loss += optim.apply_step(T, P, R, O, K, cfg, t)

@@ -48,6 +48,7 @@ from numba import njit
 
 from ..kernels import CORE, FAST
 from ..registry import ADAM, SGD, SPARSE_ADAM
+from .contract import G2_SUM
 from .tables import start, view
 
 OptArrays = namedtuple("OptArrays", "M V last m_theta v_theta step dense tables coef")
@@ -112,14 +113,11 @@ def _catch_up_row(W, M, V, s, cols, tau, k, t_base, tables, b1, b2, eps):
     d1 = q * (tables[1, i0] - tables[5, k] * tables[1, i1]) - d0
     b1k = tables[2, k]
     b2k = tables[3, k]
+    # no branch on m == 0 (then W moves by exactly 0): the loop vectorises
     for c in range(cols):
         j = s + np.uint64(c)
         m = M[j]
-        if m == 0.0:
-            V[j] = V[j] * b2k
-            continue
-        sv = math.sqrt(V[j])
-        inv = 1.0 / (sv + eps)
+        inv = 1.0 / (math.sqrt(V[j]) + eps)
         W[j] -= m * inv * (d0 - eps * inv * d1)
         M[j] = m * b1k
         V[j] = V[j] * b2k
@@ -161,27 +159,29 @@ def catch_up_all(T, O, cfg, t):
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
-def _adam_row(W, M, V, G, G2, s, cols, coef):
-    """One Adam step of the row of ``cols`` columns starting at (unsigned) ``s``;
-    ``coef = [alpha, b1, b2, eps, 1-b1, 1-b2]`` in W's dtype (float32 arithmetic for
-    float32 tables, as Keras). ``G2`` is the second-moment input."""
+def _adam_row(W, M, V, s, G, G2, coef, squared):
+    """One Adam step of the row starting at (unsigned) ``s`` whose gradient slot is ``G``;
+    the second-moment input is ``G2`` (Keras' per-occurrence squares), or ``G**2`` with
+    ``squared`` (textbook); the slots are zeroed. ``coef = [alpha, b1, b2, eps, 1-b1,
+    1-b2]`` in W's dtype (float32 arithmetic for float32 tables, as Keras)."""
     alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
-    for c in range(cols):
+    for c in range(G.size):
         j = s + np.uint64(c)
-        m = b1 * M[j] + c1 * G[j]
-        v = b2 * V[j] + c2 * G2[j]
+        g = G[c]
+        m = b1 * M[j] + c1 * g
+        v = b2 * V[j] + c2 * (g * g if squared else G2[c])
         M[j] = m
         V[j] = v
         W[j] -= alpha * m / (np.sqrt(v) + eps)  # float32 sqrt for float32 tables
-        G[j] = 0.0
-        G2[j] = 0.0
+        G[c] = 0.0
+        G2[c] = 0.0
 
 
 @njit(**CORE, fastmath=FAST)
 def rows_step(T, R, O, K, cfg, t):
     """Update the touched rows (``K``) of every table not stepped densely, at step ``t``,
-    and zero their ``G``/``G2``."""
-    W, G, G2 = T.W, R.G, R.G2
+    and zero their gradient slots."""
+    W = T.W
     n = K.count[0]
     if cfg.opt == SGD:
         for j in range(n):
@@ -190,11 +190,11 @@ def rows_step(T, R, O, K, cfg, t):
                 continue
             s = start(T, t_idx, K.rows[j])
             c0 = np.uint64(T.coff[t_idx])
+            G, G2 = R.G[j], R.G2[j]
             for c in range(T.cols[t_idx]):
-                i = s + np.uint64(c)
-                W[i] -= cfg.lr * T.lr_scale[c0 + np.uint64(c)] * G[i]
-                G[i] = 0.0
-                G2[i] = 0.0
+                W[s + np.uint64(c)] -= cfg.lr * T.lr_scale[c0 + np.uint64(c)] * G[c]
+                G[c] = 0.0
+                G2[c] = 0.0
         return
     if cfg.opt != ADAM and cfg.opt != SPARSE_ADAM:
         raise ValueError("unknown optimizer code")
@@ -213,33 +213,41 @@ def rows_step(T, R, O, K, cfg, t):
         if cfg.opt == ADAM:
             _catch_up(T, O, cfg, t_idx, r, t - 1)
             O.last[T.gid[t_idx] + r] = t
-        _adam_row(W, O.M, O.V, G, G2, start(T, t_idx, r), T.cols[t_idx], coef)
+        cols = T.cols[t_idx]
+        _adam_row(W, O.M, O.V, start(T, t_idx, r), R.G[j, :cols], R.G2[j, :cols], coef,
+                  R.g2_mode == G2_SUM)
 
 
 @njit(**CORE)
-def dense_table_step(T, R, O, cfg, t_idx, t):
+def dense_table_step(T, R, O, K, cfg, t_idx, t):
     """Step EVERY row of table ``t_idx`` (the literal Keras update), adding Keras'
-    whole-matrix L2 gradient ``2 l2[c] W`` to every row; zeroes its ``G``/``G2``. Adam's
-    second-moment input is ``G2`` without L2, the square of the (dense) gradient with it,
-    as Keras. Returns the penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the
-    step (Keras adds it to the batch loss)."""
-    W, G, G2 = view(T.W, T, t_idx), view(R.G, T, t_idx), view(R.G2, T, t_idx)
+    whole-matrix L2 gradient ``2 l2[c] W`` to every row (a row the batch did not touch has
+    no other gradient); zeroes the touched rows' slots. Adam's second-moment input is
+    ``G2`` without L2, the square of the (dense) gradient with it, as Keras. Returns the
+    penalty ``sum_c l2[c] sum W[:, c]^2`` at the weights before the step (Keras adds it to
+    the batch loss)."""
+    W = view(T.W, T, t_idx)
+    G, G2 = R.G, R.G2
     rows, cols = W.shape
+    g0 = T.gid[t_idx]
+    step = K.step[0]
+    nowhere = G.shape[0] - 1  # an always-zero slot for untouched rows
     c0 = T.coff[t_idx]
     l2k = T.l2k[c0:c0 + cols]
     lr_scale = T.lr_scale[c0:c0 + cols]
     penalty = 0.0
     if cfg.opt == SGD:
         for i in range(rows):
+            j = R.slot[g0 + i] if K.mark[g0 + i] == step else nowhere
             for c in range(cols):
                 w = W[i, c]
                 l2 = l2k[c]
                 penalty += l2 * w * w
-                W[i, c] = w - cfg.lr * lr_scale[c] * (G[i, c] + 2.0 * l2 * w)
-                G[i, c] = 0.0
-                G2[i, c] = 0.0
+                W[i, c] = w - cfg.lr * lr_scale[c] * (G[j, c] + 2.0 * l2 * w)
+                G[j, c] = 0.0
+                G2[j, c] = 0.0
         return penalty
-    dense = False
+    dense = R.g2_mode == G2_SUM  # the textbook rule squares the summed gradient
     for c in range(cols):
         dense = dense or l2k[c] != 0
     alpha = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
@@ -248,18 +256,19 @@ def dense_table_step(T, R, O, cfg, t_idx, t):
     c2 = 1.0 - b2
     M, V = view(O.M, T, t_idx), view(O.V, T, t_idx)
     for i in range(rows):
+        j = R.slot[g0 + i] if K.mark[g0 + i] == step else nowhere
         for c in range(cols):
             w = W[i, c]
             l2 = l2k[c]
-            g = G[i, c] + 2.0 * l2 * w
+            g = G[j, c] + 2.0 * l2 * w
             penalty += l2 * w * w
             m = b1 * M[i, c] + c1 * g
-            v = b2 * V[i, c] + c2 * (g * g if dense else G2[i, c])
+            v = b2 * V[i, c] + c2 * (g * g if dense else G2[j, c])
             M[i, c] = m
             V[i, c] = v
             W[i, c] = w - alpha * m / (math.sqrt(v) + eps)
-            G[i, c] = 0.0
-            G2[i, c] = 0.0
+            G[j, c] = 0.0
+            G2[j, c] = 0.0
     return penalty
 
 
@@ -296,7 +305,7 @@ def apply_step(T, P, R, O, K, cfg, t):
     penalty = 0.0
     for t_idx in range(T.off.size):
         if O.dense[t_idx]:
-            penalty += dense_table_step(T, R, O, cfg, t_idx, t)
+            penalty += dense_table_step(T, R, O, K, cfg, t_idx, t)
     if P.theta.size:
         vector_step(cfg, P.theta, O.m_theta, O.v_theta, R.gtheta, t)
     return penalty

@@ -4,7 +4,7 @@ import pytest
 
 from mfcore import registry
 from mfcore.engine import optim
-from mfcore.engine.contract import G2_NONE, Grads, Touched
+from mfcore.engine.contract import G2_NONE, buffers
 from mfcore.engine.tables import ParameterTables, TableSpec
 
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-7
@@ -40,11 +40,7 @@ class OneTable:
         self.tables = ParameterTables([TableSpec("w", rows, cols, l2=l2)], {"w": W0},
                                       dtype=dtype)
         self.T = T = self.tables.arena
-        self.R = Grads(np.zeros_like(T.W), np.zeros_like(T.W), np.zeros(0, dtype),
-                       np.zeros(1), np.zeros(1), G2_NONE, False)
-        self.K = Touched(np.full(rows, -1, np.int64), np.zeros(rows, np.int64),
-                         np.zeros(rows, np.int64), np.zeros(1, np.int64),
-                         np.zeros(1, np.int64))
+        self.R, self.K = buffers(self.tables, np.zeros(0, dtype), G2_NONE, False)
         self.O = optim.OptArrays(np.zeros_like(T.W), np.zeros_like(T.W),
                                  np.zeros(rows, np.int64), np.zeros(0, dtype),
                                  np.zeros(0, dtype), np.zeros(1, np.int64),
@@ -63,18 +59,27 @@ class OneTable:
 
     def step(self, t, grad, g2=None):
         """One step at ``t`` with row gradients ``grad`` (rows with a non-zero entry are
-        the touched ones); returns the penalty of a dense step."""
+        the touched ones, in slots 0, 1, ...); returns the penalty of a dense step."""
         rows = np.flatnonzero(np.any(grad != 0, axis=1))
-        self.arr(self.R.G)[...] = grad
-        self.arr(self.R.G2)[...] = grad ** 2 if g2 is None else g2
-        self.K.rows[:len(rows)] = rows
-        self.K.tab[:len(rows)] = 0
-        self.K.count[0] = len(rows)
+        g2 = grad ** 2 if g2 is None else g2
+        K, R = self.K, self.R
+        K.step[0] = t
+        cols = self.shape[1]
+        for j, r in enumerate(rows):
+            R.G[j, :cols] = grad[r]
+            R.G2[j, :cols] = g2[r]
+            K.mark[r] = t
+            K.slot[r] = j
+        K.rows[:len(rows)] = rows
+        K.tab[:len(rows)] = 0
+        K.count[0] = len(rows)
         if self.O.dense[0]:
-            return optim.dense_table_step(self.T, self.R, self.O, self.cfg, 0, t)
-        optim.rows_step(self.T, self.R, self.O, self.K, self.cfg, t)
-        assert not self.arr(self.R.G)[rows].any(), "a step must zero the rows it consumed"
-        return 0.0
+            pen = optim.dense_table_step(self.T, R, self.O, K, self.cfg, 0, t)
+        else:
+            optim.rows_step(self.T, R, self.O, K, self.cfg, t)
+            pen = 0.0
+        assert not R.G.any() and not R.G2.any(), "a step must zero the slots it consumed"
+        return pen
 
 
 def _run_table(opt, W0, grads, dtype=np.float64):
@@ -155,7 +160,7 @@ def test_sgd_and_dense_l2_step():
     pen = tab.step(1, G0)
     np.testing.assert_allclose(pen, np.sum(l2 * W0 ** 2))
     np.testing.assert_allclose(tab.W, W0 - 0.1 * (G0 + 2 * l2 * W0))
-    assert not tab.R.G.any()
+    assert not tab.R.G.any()  # consumed
 
 
 def test_sgd_learning_rate_scales_per_column():

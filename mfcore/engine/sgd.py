@@ -1,0 +1,195 @@
+"""Per-sample SGD epochs: the orders in which a model's fused kernel (``sgd_block``) sees
+the training records. A model's design picks one (``Design.sgd_order``).
+
+**Grid of blocks** (``"grid"``; DSGD: Gemulla et al., KDD 2011; FPSGD: Chin et al., 2015),
+for models whose rating touches only rows of its own user and its own item. The training
+records are arranged once per fit into a ``B x B`` grid: user ``u`` belongs to
+user block ``ub[u]``, item ``i`` to item block ``ib[i]`` (a seeded random assignment, so
+blocks hold similar numbers of users and items), and the records of block ``(a, b)`` sit
+together, ``ptr[a*B + b] : ptr[a*B + b + 1]``.
+
+One epoch is ``B`` sub-epochs. Sub-epoch ``s`` trains the stratum
+``{(a, pair[(a + off[s]) % B]) for every a}``: its ``B`` blocks share no user and no item,
+so they run on different threads with no locks, in any order, with the same result. Each
+epoch draws the order of the strata (``off``) and the pairing of item blocks (``pair``)
+from (seed, epoch), and every block is put in a fresh, uniformly random order (Fisher-
+Yates, :func:`~mfcore.engine.samples.shuffle_range`) just before it is trained, while
+it sits in cache: no separate pass over all records, no random access outside a block.
+
+Determinism: every draw depends only on (seed, epoch, block) and the blocks of a stratum
+touch disjoint rows, so the numbers are bit-identical whatever the number of threads and
+their timing: ``threads=2`` gives exactly the numbers of ``threads=1``.
+
+A block of ``B`` is also what makes one thread fast: its users' and items' rows stay in
+cache while its records are trained. ``B`` depends on the data only (about 2,000 records
+per block, at most 32), never on the number of threads.
+
+**User runs** (``"user"``), for models with an implicit-feedback term (SVD++): a rating
+of user ``u`` updates the factors of every item ``u`` rated, so blocks would overlap. The
+records are grouped by user; each epoch visits the users in a random order and each
+user's ratings in a random order, and the kernel gets one user's run per call: it keeps
+the user's implicit sum up to date in O(k) per rating and writes the implicit factors
+back once per run (exactly the per-sample updates, see :mod:`mfcore.kernels.timesvdpp`).
+One thread.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..kernels import CORE, dispatch
+from ..kernels.rng import epoch_state, mix64, xorshift
+from .samples import ITEM, USER, shuffle_range
+
+RECORDS_PER_BLOCK = 2048
+MAX_GRID = 32
+
+
+def grid_size(n_records, n_users, n_items) -> int:
+    """``B`` for a training set: about RECORDS_PER_BLOCK records per block, at most
+    MAX_GRID, and no more blocks than users or items."""
+    b = int(round(math.sqrt(max(1, n_records) / RECORDS_PER_BLOCK)))
+    return max(1, min(b, MAX_GRID, n_users, n_items))
+
+
+def _block_of(n, B, rng):
+    """Block of each of ``n`` ids: a random permutation cut into ``B`` equal runs."""
+    out = np.empty(n, np.int64)
+    out[rng.permutation(n)] = np.arange(n) * B // max(1, n)
+    return out
+
+
+@njit(cache=True)
+def _arrange(X, ub, ib, B, out, ptr):
+    """Counting sort of the records of ``X`` by block into ``out``; block starts in ``ptr``
+    (length B*B + 1). Records keep their relative order inside a block."""
+    n, w = X.shape
+    counts = np.zeros(B * B, np.int64)
+    for j in range(n):
+        counts[ub[X[j, USER]] * B + ib[X[j, ITEM]]] += 1
+    ptr[0] = 0
+    for b in range(B * B):
+        ptr[b + 1] = ptr[b] + counts[b]
+    fill = ptr[:-1].copy()
+    for j in range(n):
+        b = ub[X[j, USER]] * B + ib[X[j, ITEM]]
+        d = fill[b]
+        for c in range(w):
+            out[d, c] = X[j, c]
+        fill[b] = d + 1
+
+
+class Grid:
+    """The training records arranged by block (see the module docstring).
+
+    ``E``: the records (:class:`~mfcore.engine.samples.Samples`), block by block; ``ptr``:
+    block starts; ``B``: the grid's side. Built from the records ``S`` with a generator
+    seeded ``seed`` (the assignment of users and items to blocks).
+    """
+
+    def __init__(self, S, n_users, n_items, seed):
+        from .samples import empty_like
+        n = S.X.shape[0]
+        self.B = B = grid_size(n, n_users, n_items)
+        rng = np.random.default_rng([int(seed), 0x6D66])
+        self.ub = _block_of(n_users, B, rng)
+        self.ib = _block_of(n_items, B, rng)
+        self.E = empty_like(S)
+        self.ptr = np.zeros(B * B + 1, np.int64)
+        _arrange(S.X, self.ub, self.ib, B, self.E.X, self.ptr)
+        self.losses = np.zeros(B * B)
+
+    def scratch(self, size, dtype):
+        """One row of ``size`` scratch values per block of a stratum."""
+        return np.zeros((self.B, max(1, size)), dtype)
+
+
+@njit(cache=True, inline="always")
+def _draw_orders(seed, epoch, B, off, pair):
+    """The strata order and the item-block pairing of an epoch (Fisher-Yates)."""
+    s = epoch_state(seed, epoch)
+    for j in range(B):
+        off[j] = j
+        pair[j] = j
+    for arr in (off, pair):
+        for i in range(B - 1, 0, -1):
+            s = xorshift(s)
+            r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+            t = arr[i]
+            arr[i] = arr[r]
+            arr[r] = t
+
+
+@njit(cache=True, inline="always")
+def block_state(seed, epoch, block):
+    """The generator state that shuffles block ``block`` in epoch ``epoch``."""
+    s = mix64(epoch_state(seed, epoch) ^ (np.uint64(block + 1) * np.uint64(0xD6E8FEB86659FD93)))
+    return s if s != 0 else np.uint64(1)
+
+
+@njit(cache=True, parallel=True)
+def grid_epoch(fam, T, P, E, ptr, B, lr, seed, epoch, losses, ws):
+    """One epoch of per-sample SGD over the grid (module docstring); returns the sum of
+    per-sample losses, added in block order (deterministic). ``ws``: (B, n) scratch, one
+    row per block of a stratum."""
+    off = np.empty(B, np.int64)
+    pair = np.empty(B, np.int64)
+    _draw_orders(seed, epoch, B, off, pair)
+    for s in range(B):
+        o = off[s]
+        for a in prange(B):
+            blk = a * B + pair[(a + o) % B]
+            shuffle_range(E.X, ptr[blk], ptr[blk + 1], block_state(seed, epoch, blk))
+            losses[blk] = dispatch.sgd_block(fam, T, P, E, ptr[blk], ptr[blk + 1], lr, ws[a])
+    total = 0.0
+    for b in range(B * B):
+        total += losses[b]
+    return total
+
+
+class UserRuns:
+    """The training records grouped by user: user ``u``'s run is records
+    ``ptr[u] : ptr[u + 1]`` of ``E``; ``perm`` is scratch for the epoch's user order."""
+
+    def __init__(self, S, n_users):
+        from .samples import Samples
+        order = np.argsort(S.X[:, USER], kind="stable")
+        X = np.ascontiguousarray(S.X[order])
+        self.E = Samples(X, X.view(np.float32))
+        self.ptr = np.concatenate([[0], np.cumsum(np.bincount(S.X[:, USER],
+                                                              minlength=n_users))])
+        self.ptr = self.ptr.astype(np.int64)
+        self.perm = np.zeros(n_users, np.int64)
+
+
+@njit(**CORE)
+def user_runs_epoch(fam, T, P, E, ptr, perm, lr, seed, epoch, ws):
+    """One epoch of per-sample SGD by user runs (module docstring): users in an order
+    drawn from (seed, epoch), each run shuffled, then trained by one kernel call. Returns
+    the sum of per-sample losses."""
+    n_users = perm.size
+    s = epoch_state(seed, epoch)
+    for u in range(n_users):
+        perm[u] = u
+    for i in range(n_users - 1, 0, -1):
+        s = xorshift(s)
+        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = perm[i]
+        perm[i] = perm[r]
+        perm[r] = t
+    total = 0.0
+    for j in range(n_users):
+        u = perm[j]
+        a, b = ptr[u], ptr[u + 1]
+        if b > a:
+            shuffle_range(E.X, a, b, block_state(seed, epoch, u))
+            total += dispatch.sgd_block(fam, T, P, E, a, b, lr, ws)
+    return total
+
+
+@njit(cache=True)
+def sequential_epoch(fam, T, P, S, lr, ws):
+    """Per-sample SGD over every record of ``S`` in its order (one thread)."""
+    return dispatch.sgd_block(fam, T, P, S, 0, S.X.shape[0], lr, ws)
