@@ -17,7 +17,7 @@ import numpy as np
 
 from . import registry
 from .engine import loop, optim, samples
-from .engine.contract import G2_NONE, Grads, Params, Touched
+from .engine.contract import G2_NONE, Params, arena_gradient, buffers
 from .kernels import dispatch
 
 
@@ -83,34 +83,38 @@ def check_kernel(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e-6, tol=1e
     step = 3
 
     def loss_and_grads():
-        R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(theta), np.zeros(1),
-                  np.zeros(1), G2_NONE, False)
+        R, K = buffers(pb.tables, theta, G2_NONE, False)
+        K.step[0] = 1
+        kernel.touch(T, pb.P, pb.S, 0, batch, K)  # assigns the gradient slots
         sse = kernel.forward_backward(T, pb.restate(), pb.S, 0, batch, R, pb.ws, seed, step,
                                       True)
-        return sse / batch, R.G, R.gtheta
+        return sse / batch, arena_gradient(T, R, K), R.gtheta, K
 
-    _, G, gtheta = loss_and_grads()
-    touched = _touched_positions(kernel, T, pb)
+    _, G, gtheta, K = loss_and_grads()
+    touched = _touched_positions(T, K)
+
+    def central(arr, j, step):
+        old = arr[j]
+        arr[j] = old + step
+        lp = loss_and_grads()[0]
+        arr[j] = old - step
+        lm = loss_and_grads()[0]
+        arr[j] = old
+        return (lp - lm) / (2 * step)
+
     worst, checked = 0.0, 0
     for arr, grad, positions in ((W, G, touched), (theta, gtheta, range(theta.size))):
         for j in positions:
-            old = arr[j]
-            arr[j] = old + h
-            lp = loss_and_grads()[0]
-            arr[j] = old - h
-            lm = loss_and_grads()[0]
-            arr[j] = old
-            worst = max(worst, _rel((lp - lm) / (2 * h), grad[j]))
+            # two step sizes: rounding dominates the small one where the loss is large
+            # (time terms), truncation the large one; a wrong gradient fails both
+            err = min(_rel(central(arr, j, h), grad[j]), _rel(central(arr, j, 10 * h), grad[j]))
+            worst = max(worst, err)
             checked += 1
     return GradCheckResult(model.name, model.get_params(), checked, worst, tol)
 
 
-def _touched_positions(kernel, T, pb):
+def _touched_positions(T, K):
     """Arena positions of every column of every row the batch reads."""
-    n_rows = int(T.rows.sum())
-    K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
-                np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64))
-    kernel.touch(T, pb.P, pb.S, 0, pb.batch, K)
     out = []
     for j in range(int(K.count[0])):
         t, r = int(K.tab[j]), int(K.rows[j])
@@ -131,10 +135,7 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
     def one_step(W, theta):
         Tc = T._replace(W=W.copy())
         P = pb.restate()._replace(theta=theta.copy())
-        R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(theta), np.zeros(1),
-                  np.zeros(1), G2_NONE, pb.tables.any_l2("per-sample"))
-        K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
-                    np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        R, K = buffers(pb.tables, theta, G2_NONE, pb.tables.any_l2("per-sample"))
         O = optim.OptArrays(np.zeros_like(W), np.zeros_like(W), np.zeros(n_rows, np.int64),
                             np.zeros_like(theta), np.zeros_like(theta),
                             np.array([2], np.int64), dense, np.zeros((6, 1)), np.zeros(6))
@@ -144,9 +145,12 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
 
     W0, theta0 = T.W.copy(), pb.P.theta.copy()
     _, W1, t1 = one_step(W0, theta0)
+    # SGD moved each weight by lr * (its column's lr multiplier) * gradient
+    rate = np.concatenate([np.tile(T.lr_scale[T.coff[t]:T.coff[t] + T.cols[t]], T.rows[t])
+                           for t in range(T.off.size)] or [np.zeros(0)]) * lr
     worst, checked = 0.0, 0
-    for arr, after in ((W0, W1), (theta0, t1)):
-        grad = (arr - after) / lr
+    for arr, after, step in ((W0, W1, rate), (theta0, t1, np.full(theta0.size, lr))):
+        grad = (arr - after) / step
         for idx in range(arr.size):
             old = arr[idx]
             arr[idx] = old + h

@@ -19,10 +19,16 @@ MODELS = {
     "mixed-bias": "mfcore.models.mixed:MixedBias",
     "mixed-interaction": "mfcore.models.mixed:MixedInteraction",
     "baseline": "mfcore.models.baseline:Baseline",
+    "svdpp": "mfcore.models.timesvdpp:SVDpp",
+    "timesvd": "mfcore.models.timesvdpp:TimeSVD",
+    "timesvdpp": "mfcore.models.timesvdpp:TimeSVDpp",
 }
 
 #: builtin data sets (their archives, checksums and layouts: mfcore.data.datasets)
 DATASETS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small")
+
+#: train / validation protocols of the command line (mfcore.data.splits.make_split)
+SPLITS = ("random", "temporal", "u1", "u2", "u3", "u4", "u5")
 
 #: separator spellings -> the literal separator (anything else is taken literally)
 SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "t": "\t", "comma": ",", "semicolon": ";",

@@ -9,7 +9,7 @@ import time
 import click
 
 from . import main
-from .options import data_inputs, data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options, split_from_options
 from .outputs import check_output
 from .train import training_options
 
@@ -53,9 +53,9 @@ def _same_destination(a, b) -> bool:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
-def compare(dataset, data, sep, header, models, factors, split_seed, train_fraction, epochs,
-            batch_size, optimizer, lr, seed, shuffle, threads, patience, repeats, as_json,
-            markdown, plot_path, progress, quiet):
+def compare(dataset, data, sep, header, models, factors, split, split_seed, train_fraction,
+            epochs, batch_size, optimizer, lr, seed, shuffle, threads, patience, repeats,
+            as_json, markdown, plot_path, progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -70,7 +70,6 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
     """
     from ..compare import (NOTEBOOK_MODELS, compare as run_compare, format_json,
                            format_markdown, format_table, plot_curves)
-    from ..data import random_split
     from ..registry import MODELS
 
     if as_json and markdown:
@@ -95,7 +94,7 @@ def compare(dataset, data, sep, header, models, factors, split_seed, train_fract
                                      param_hint="--plot")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
-    train, val = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
+    train, val = split_from_options(ratings, dataset, split.lower(), train_fraction, split_seed)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     if not quiet:
         click.echo(f"{ratings.name}: {len(train):,} train / {len(val):,} validation ratings; "

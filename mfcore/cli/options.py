@@ -9,7 +9,7 @@ import click
 from .. import registry
 
 __all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option",
-           "data_inputs"]
+           "data_inputs", "split_from_options"]
 
 #: builtin data set names (from the registry)
 BUILTIN_NAMES = registry.DATASETS
@@ -72,6 +72,16 @@ def load_from_options(dataset, data, sep, header, default_dataset=None, quiet=Fa
     if data:
         return load_file(data, sep=parse_sep_option(sep), header=header)
     return load_dataset(dataset.lower(), progress=False if quiet else None)
+
+
+def split_from_options(ratings, dataset, split, train_fraction, split_seed):
+    """``(train, validation)`` of ``ratings`` by the ``--split`` protocol. For ``uK`` on the
+    builtin ml-100k, GroupLens' own ``uK.base``/``uK.test`` are read when the data home
+    holds them (:func:`mfcore.data.load_grouplens_fold`)."""
+    from ..data import load_grouplens_fold, make_split
+    if split.lower() in registry.SPLITS[2:] and (dataset or "").lower() == "ml-100k":
+        return load_grouplens_fold(split, progress=False)
+    return make_split(ratings, split, train_fraction=train_fraction, seed=split_seed)
 
 
 def data_inputs(dataset, data, default_dataset=None):

@@ -10,7 +10,7 @@ import click
 
 from .. import registry
 from . import main
-from .options import data_inputs, data_source_options, load_from_options
+from .options import data_inputs, data_source_options, load_from_options, split_from_options
 from .outputs import check_output
 
 #: model options of the command line -> constructor keyword; only passed when given
@@ -79,18 +79,25 @@ def model_options(f):
 def training_options(f):
     """Split, epochs, batch and optimizer options (shared by train and compare)."""
     opts = [
+        click.option("--split", type=click.Choice(registry.SPLITS, case_sensitive=False),
+                     default="random", show_default=True,
+                     help="Validation protocol: random (the notebook's rand < 0.8), temporal "
+                          "(each user's latest ratings), u1 .. u5 (GroupLens' ml-100k folds: "
+                          "the validation figures are then on the fold's test set)."),
         click.option("--split-seed", type=int, default=0, show_default=True,
                      help="Seed of the random 80/20 split (the notebook's rand < 0.8)."),
         click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True,
                                                                max_open=True),
                      default=0.8, show_default=True),
-        click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True),
-        click.option("--batch-size", type=click.IntRange(min=1), default=64,
-                     show_default=True),
+        click.option("--epochs", type=click.IntRange(min=1), default=None,
+                     help="[default: the model's; the notebook's models: 6]"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                     help="[default: the model's; the notebook's models: 64]"),
         click.option("--optimizer", type=click.Choice(list(registry.OPTIMIZERS)),
-                     default="adam", show_default=True,
-                     help="; ".join(f"{o.name}: {o.summary}"
-                                    for o in registry.OPTIMIZERS.values()) + "."),
+                     default=None,
+                     help="[default: the model's; the notebook's models: adam] "
+                          + "; ".join(f"{o.name}: {o.summary}"
+                                      for o in registry.OPTIMIZERS.values()) + "."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Learning rate [default: 1e-3, sgd 1e-2]."),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -156,12 +163,13 @@ def build_model(model_name, seed, **given):
                    "outside the epochs (data loading, JIT compilation or cache loading).")
 def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
           init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
-          split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
+          split, split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
           threads, patience, save_path, force, as_json, progress, quiet, verbose):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
-    Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split, 6 epochs, Adam 1e-3,
-    batch 64. The per-epoch log and progress go to stderr; the result (one line with the
+    Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split; for its models 6 epochs
+    of Adam 1e-3 on batches of 64, for the others their own (see --help of --epochs). The
+    per-epoch log and progress go to stderr; the result (one line with the
     final validation figures and where the model was saved, or the JSON with --json) goes
     to stdout, so `mfcore train ... > result.txt` keeps it.
 
@@ -172,8 +180,6 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
       mfcore train --data ratings.csv --sep , --model mf --optimizer sgd --batch-size 1
       mfcore train --dataset ml-100k --model mfb --l2 1e-5 --save mfb.npz --json
     """
-    from ..data import random_split
-
     model = build_model(model_name, seed, factors=factors, l2=l2, l2_mode=l2_mode,
                         sigmoid=sigmoid, init=init, init_scale=init_scale, hidden=hidden,
                         dropout=dropout, input_dropout=input_dropout, batch_norm=batch_norm,
@@ -188,14 +194,15 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
     t_loaded = time.perf_counter()
-    train_set, val_set = random_split(ratings, train_fraction=train_fraction, seed=split_seed)
+    split = split.lower()
+    train_set, val_set = split_from_options(ratings, dataset, split, train_fraction, split_seed)
     # absolute, so that `evaluate` finds the file from any folder; the content hash lets
     # it tell whether the file changed since (the split would then not be this one)
     model.data_source_ = {"dataset": dataset or (None if data else "ml-1m"),
                           "data": os.path.abspath(data) if data else None,
                           "sha256": ratings.source_sha256,
-                          "sep": sep, "header": header, "split_seed": split_seed,
-                          "train_fraction": train_fraction}
+                          "sep": sep, "header": header, "split": split,
+                          "split_seed": split_seed, "train_fraction": train_fraction}
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     if not quiet:
         click.echo(f"{model!r} on {ratings.name}: {len(train_set):,} train / "
@@ -211,8 +218,9 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
         sizes["dense weights"] = model.theta_.size
         click.echo("parameters: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
                    + f" (total {sum(sizes.values()):,})", err=True)
-        click.echo(f"optimizer {optimizer}, lr {lr if lr is not None else 'default'}, batch "
-                   f"{batch_size}, shuffle {shuffle}, seed {seed}", err=True)
+        st = hist.settings
+        click.echo(f"optimizer {st['optimizer']}, lr {st['lr']:g}, batch {st['batch_size']}, "
+                   f"shuffle {st['shuffle']}, seed {st['seed']}", err=True)
         overhead = wall - sum(hist.seconds)
         click.echo(f"data loading {t_loaded - t_start:.2f} s; training {wall:.2f} s, of which "
                    f"{overhead:.2f} s outside the epochs (set-up, JIT compilation or loading "
@@ -221,8 +229,10 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
         model.save(save_path)
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
-               "n_train": len(train_set), "n_val": len(val_set), "optimizer": optimizer,
-               "lr": lr, "batch_size": batch_size, "shuffle": shuffle, "epochs": len(hist.loss),
+               "split": split, "n_train": len(train_set), "n_val": len(val_set),
+               "optimizer": hist.settings["optimizer"], "lr": hist.settings["lr"],
+               "batch_size": hist.settings["batch_size"], "shuffle": shuffle,
+               "epochs": len(hist.loss),
                "seconds": wall, "history": hist.as_dict(), "saved": save_path}
         click.echo(json.dumps(out, default=_json_default))
     else:

@@ -88,8 +88,9 @@ def _own_validation_split(model, model_file, quiet):
 
     Returns ``(validation, info)``; ``info["data_changed"]`` is True when the data's
     SHA-256 differs from the one recorded at training (None when none was recorded)."""
-    from ..data import load_dataset, load_file, random_split
     from ..errors import ModelError
+    from ..data import load_dataset, load_file
+    from .options import split_from_options
     src = model.data_source_ or {}
     if not (src.get("dataset") or src.get("data")):
         raise ModelError(f"{model_file}: the model file does not record its training data; "
@@ -101,7 +102,8 @@ def _own_validation_split(model, model_file, quiet):
         ratings = load_dataset(src["dataset"], progress=False if quiet else None)
     fraction = src.get("train_fraction", 0.8)
     seed = src.get("split_seed", 0)
-    train, val = random_split(ratings, train_fraction=fraction, seed=seed)
+    split = src.get("split", "random")
+    train, val = split_from_options(ratings, src.get("dataset"), split, fraction, seed)
     recorded = src.get("sha256")
     changed = None if recorded is None else recorded != ratings.source_sha256
     n_train = getattr(model, "n_train_", 0)
@@ -113,8 +115,8 @@ def _own_validation_split(model, model_file, quiet):
                       f"it now gives {len(train):,} training rows, not {n_train:,}")
                    + "): this validation split is not the one the model was validated on",
                    err=True)
-    return val, {"data": ratings.name, "split": "validation", "split_seed": seed,
-                 "train_fraction": fraction, "data_changed": changed}
+    return val, {"data": ratings.name, "split": "validation", "protocol": split,
+                 "split_seed": seed, "train_fraction": fraction, "data_changed": changed}
 
 
 @main.command()
@@ -164,7 +166,9 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
         click.echo(json.dumps({"model": model.name, "model_file": model_file, **info,
                                "unknown": unknown, "clip": clip, **res}))
         return
-    where = (f"{info['data']}, validation split (seed {info['split_seed']})"
+    where = ((f"{info['data']}, validation split (seed {info['split_seed']})"
+              if info["protocol"] == "random" else
+              f"{info['data']}, {info['protocol']} validation split")
              if info["split"] == "validation" else f"{info['data']}, all rows")
     if info.get("data_changed"):
         where += " - CHANGED since training"

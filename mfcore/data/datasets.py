@@ -29,6 +29,7 @@ from .parsers import (DEFAULT_RATING_RANGE, check_ratings_file, densify, normali
 from .ratings import Ratings, format_id
 
 __all__ = ["DatasetSpec", "BUILTIN_DATASETS", "load_dataset", "download_dataset", "load_file",
+           "load_grouplens_fold",
            "from_dataframe", "dataset_status", "resolve_name"]
 
 
@@ -354,6 +355,37 @@ def load_dataset(name, data_home=None, download=True, progress=None, cache=True)
     return _load_parsed(folder / spec.ratings_file, sep=spec.sep, header=spec.header,
                         columns=None, rating_range=DEFAULT_RATING_RANGE, name=spec.name,
                         titles=titles, cache=cache)
+
+
+def load_grouplens_fold(fold, data_home=None, download=True, progress=None, cache=True):
+    """GroupLens' MovieLens 100K fold ``u1`` .. ``u5`` as ``(train, test)``.
+
+    When the data home holds GroupLens' own ``ml-100k/uK.base`` and ``uK.test`` they are
+    read; otherwise the fold is cut from ``u.data`` as GroupLens' ``mku.sh`` does (test =
+    rows ``20000 (K-1) .. 20000 K - 1`` in file order, :func:`~mfcore.data.grouplens_fold`).
+    Both ways give the same rows; train and test share ``u.data``'s id maps (and titles).
+    """
+    from .splits import fold_number, grouplens_fold
+    k = fold_number(fold)
+    full = load_dataset("ml-100k", data_home=data_home, download=download, progress=progress,
+                        cache=cache)
+    folder = _cache.data_home(data_home) / BUILTIN_DATASETS["ml-100k"].folder
+    base, test = folder / f"u{k}.base", folder / f"u{k}.test"
+    if not (base.is_file() and test.is_file()):
+        return grouplens_fold(full, k)
+    parts = []
+    for path in (base, test):
+        raw = _load_parsed(path, sep="\t", header=False, columns=None,
+                           rating_range=DEFAULT_RATING_RANGE, name=f"ml-100k u{k}", cache=cache)
+        try:
+            part = Ratings.from_arrays(raw.user_ids[raw.users], raw.item_ids[raw.items],
+                                       raw.ratings, raw.timestamps, titles=full.titles,
+                                       name=f"ml-100k u{k}", user_ids=full.user_ids,
+                                       item_ids=full.item_ids)
+        except DataError as exc:
+            raise DataError(f"{exc} (an id that u.data does not have)", str(path)) from None
+        parts.append(part)
+    return parts[0], parts[1]
 
 
 def download_dataset(name, data_home=None, progress=None, allow_network=True) -> Path:

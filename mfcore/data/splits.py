@@ -12,7 +12,9 @@ import numpy as np
 from ..errors import DataError
 from .ratings import Ratings
 
-__all__ = ["random_split", "kfold_split", "per_user_holdout_split", "temporal_split"]
+__all__ = ["random_split", "kfold_split", "per_user_holdout_split", "temporal_split",
+           "grouplens_fold", "per_user_temporal_split", "fold_number", "GROUPLENS_FOLDS",
+           "make_split"]
 
 
 def _check_fraction(value, name):
@@ -104,3 +106,74 @@ def temporal_split(ratings: Ratings, train_fraction: float = 0.8):
     train = np.zeros(n, dtype=bool)
     train[order[:n_train]] = True
     return ratings.subset(train), ratings.subset(~train)
+
+
+#: rows per GroupLens ml-100k fold (u1 .. u5 test sets)
+GROUPLENS_FOLD_ROWS = 20_000
+GROUPLENS_FOLDS = ("u1", "u2", "u3", "u4", "u5")
+
+
+def fold_number(fold) -> int:
+    """1 .. 5 from ``"u3"``, ``"U3"``, ``3`` or ``"3"``; DataError otherwise."""
+    text = str(fold).strip().lower()
+    if text.startswith("u"):
+        text = text[1:]
+    if not text.isdigit() or not 1 <= int(text) <= len(GROUPLENS_FOLDS):
+        raise DataError(f"GroupLens folds are u1 .. u5, got {fold!r}")
+    return int(text)
+
+
+def grouplens_fold(ratings: Ratings, fold):
+    """GroupLens' ml-100k fold ``uK`` (its ``mku.sh``): the test set is rows
+    ``20000 (K-1) .. 20000 K - 1`` of ``u.data`` in file order, the training set the
+    other 80,000 rows (file order kept; GroupLens' ``uK.base``/``uK.test`` hold the same
+    rows sorted by user and item). ``ratings`` must be ``u.data`` as loaded, in file
+    order (100,000 rows). Returns ``(train, test)`` sharing the id maps."""
+    k = fold_number(fold)
+    n = len(ratings)
+    if n != len(GROUPLENS_FOLDS) * GROUPLENS_FOLD_ROWS:
+        raise DataError(f"GroupLens folds are defined on MovieLens 100K's u.data (100,000 rows "
+                        f"in file order); {ratings.name} has {n:,} rows")
+    test = np.zeros(n, dtype=bool)
+    test[(k - 1) * GROUPLENS_FOLD_ROWS:k * GROUPLENS_FOLD_ROWS] = True
+    return ratings.subset(~test), ratings.subset(test)
+
+
+def per_user_temporal_split(ratings: Ratings, fraction: float = 0.2, min_train: int = 1):
+    """Each user's latest ratings by time go to the test part: ``round(fraction * c)`` of a
+    user's ``c`` ratings (ties in timestamp broken by file order), keeping at least
+    ``min_train`` in training. The protocol for judging time-aware models: predict what
+    users rated next. Returns ``(train, test)``, each in file order."""
+    fraction = _check_fraction(fraction, "fraction")
+    n = len(ratings)
+    if n == 0:
+        empty = np.zeros(0, dtype=bool)
+        return ratings.subset(empty), ratings.subset(empty)
+    order = np.lexsort((np.arange(n), ratings.timestamps, ratings.users))  # by user, time
+    users_sorted = ratings.users[order]
+    counts = np.bincount(ratings.users, minlength=ratings.n_users)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n) - starts[users_sorted]  # 0 .. c-1 within each user, by time
+    n_test = np.minimum(np.floor(fraction * counts + 0.5).astype(np.int64),
+                        np.maximum(counts - int(min_train), 0))
+    test = np.zeros(n, dtype=bool)
+    test[order[rank >= (counts - n_test)[users_sorted]]] = True
+    return ratings.subset(~test), ratings.subset(test)
+
+
+def make_split(ratings: Ratings, split: str = "random", train_fraction: float = 0.8,
+               seed: int = 0):
+    """``(train, validation)`` by protocol name (:data:`mfcore.registry.SPLITS`):
+
+    - ``"random"``: :func:`random_split` (the notebook's, ``train_fraction``, ``seed``);
+    - ``"temporal"``: :func:`per_user_temporal_split`, each user's last
+      ``1 - train_fraction`` of ratings by time;
+    - ``"u1"`` .. ``"u5"``: GroupLens' ml-100k folds (:func:`grouplens_fold`).
+    """
+    if split == "random":
+        return random_split(ratings, train_fraction=train_fraction, seed=seed)
+    if split == "temporal":
+        return per_user_temporal_split(ratings, fraction=1.0 - float(train_fraction))
+    if str(split).lower() in GROUPLENS_FOLDS:
+        return grouplens_fold(ratings, split)
+    raise DataError(f"unknown split {split!r}; choose random, temporal or u1 .. u5")

@@ -57,7 +57,8 @@ class TableSpec:
     l2_mode: ``"keras"`` (``l2 * sum(W**2)`` over the whole table added to every batch's
     loss) or ``"per-sample"`` (``l2 * |w_row - center|^2`` for every rating touching the
     row). center: per-column value L2 pulls towards (default 0). lr_scale: per-column
-    multiplier of the SGD learning rate (default 1).
+    multiplier of the SGD learning rate (default 1). constant_columns: ``{column: value}``
+    set after the random draw (e.g. biases at 0, a multiplicative scale at 1).
     """
 
     name: str
@@ -69,6 +70,7 @@ class TableSpec:
     l2_mode: str = "keras"
     center: object = 0.0
     lr_scale: object = 1.0
+    constant_columns: dict = field(default_factory=dict)
     _cols: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -100,11 +102,14 @@ class TableSpec:
         random inits, in the order Keras' Embedding does: row-major)."""
         shape = (self.rows, self.cols)
         if self.init == "uniform":
-            return rng.uniform(-self.scale, self.scale, size=shape).astype(np.float32)
-        if self.init == "normal":
-            return rng.normal(0.0, self.scale, size=shape).astype(np.float32)
-        value = 0.0 if self.init == "zeros" else self.scale
-        return np.full(shape, value, np.float32)
+            out = rng.uniform(-self.scale, self.scale, size=shape).astype(np.float32)
+        elif self.init == "normal":
+            out = rng.normal(0.0, self.scale, size=shape).astype(np.float32)
+        else:
+            out = np.full(shape, 0.0 if self.init == "zeros" else self.scale, np.float32)
+        for col, value in self.constant_columns.items():
+            out[:, col] = value
+        return out
 
 
 class ParameterTables:

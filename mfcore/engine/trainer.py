@@ -21,8 +21,8 @@ import numpy as np
 from .. import registry
 from ..errors import ModelError, TrainingDiverged
 from ..kernels import dispatch
-from . import blocked, loop, optim, samples
-from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, Grads, Touched
+from . import loop, optim, samples, sgd
+from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, buffers
 from .optim import OptArrays, OptConfig
 
 SHUFFLES = registry.SHUFFLES
@@ -47,12 +47,14 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     diverged: bool = False
+    #: the training settings this fit used, defaults resolved (optimizer, lr, ...)
+    settings: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"loss": self.loss, "val_loss": self.val_loss, "val_mse": self.val_mse,
                 "val_rmse": self.val_rmse, "val_mae": self.val_mae, "seconds": self.seconds,
                 "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
-                "diverged": self.diverged}
+                "diverged": self.diverged, "settings": self.settings}
 
 
 @dataclass
@@ -112,11 +114,24 @@ class FitOptions:
     threads: int = 1
 
 
-def fit_options(model, validation, *, epochs=6, batch_size=64, optimizer="adam", lr=None,
+#: what fit uses when neither the call nor the model's ``fit_defaults`` say (the notebook's)
+FIT_DEFAULTS = {"epochs": 6, "batch_size": 64, "optimizer": "adam"}
+
+
+def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=None, lr=None,
                 beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
                 seed=None, early_stopping=None, restore_best=True, verbose=1, progress=None,
                 log=None, callbacks=(), threads=1) -> FitOptions:
-    """Check :func:`fit`'s keyword arguments and resolve their defaults."""
+    """Check :func:`fit`'s keyword arguments and resolve their defaults: what the call
+    gives, else the model's ``fit_defaults``, else :data:`FIT_DEFAULTS` (the learning rate
+    last from the optimizer)."""
+    own = {**FIT_DEFAULTS, **getattr(model, "fit_defaults", {})}
+    epochs = own["epochs"] if epochs is None else epochs
+    batch_size = own["batch_size"] if batch_size is None else batch_size
+    if optimizer is None:
+        optimizer = own["optimizer"]
+        if lr is None:
+            lr = own.get("lr")
     opt = registry.optimizer(optimizer)
     lr = opt.default_lr if lr is None else lr
     if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
@@ -184,19 +199,13 @@ class Run:
                                                                model.theta_)
         self.state = st
         self.dense = dense.astype(np.int64)
-        W = tables.arena.W
         if o.optimizer.code == registry.SGD:
             g2_mode = G2_NONE
         elif o.optimizer.code == registry.ADAM and o.keras_moments:
             g2_mode = G2_OCCURRENCES
         else:
             g2_mode = G2_SUM
-        self.R = Grads(np.zeros_like(W), np.zeros_like(W), np.zeros_like(model.theta_),
-                       np.zeros(1), np.zeros(1), g2_mode, tables.any_l2("per-sample"))
-        n_rows = tables.n_rows
-        self.K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
-                         np.zeros(n_rows, np.int64), np.zeros(1, np.int64),
-                         np.zeros(1, np.int64))
+        self.R, self.K = buffers(tables, model.theta_, g2_mode, tables.any_l2("per-sample"))
         self.S = model._encode_ratings(train)
         self.n = self.S.X.shape[0]
         self.n_batches = -(-self.n // o.batch_size)
@@ -204,19 +213,28 @@ class Run:
         self.step = np.array([st.step], np.int64)
         self.cfg = OptConfig(o.optimizer.code, o.lr, o.beta_1, o.beta_2, o.epsilon, 0,
                              o.batch_size, o.seed)
+        order = model.design_.sgd_order
         self.fused = (o.optimizer.code == registry.SGD and o.batch_size == 1
-                      and dispatch.has_fused_sgd(model.kernel) and not dense.any())
+                      and dispatch.has_fused_sgd(model.kernel) and order is not None
+                      and not dense.any() and (order == "grid" or o.shuffle == "epoch"))
+        if o.threads > 1 and not (self.fused and order == "grid"):
+            raise ModelError(f"threads > 1 runs per-sample SGD on a grid of blocks, which "
+                             f"{model.name} with these settings cannot use (its ratings "
+                             f"touch rows shared across blocks, or it has no fused kernel); "
+                             f"use threads=1")
         self.family = model.kernel_family
-        self.grid = None
-        if self.fused and o.shuffle == "epoch":
+        self.grid = self.runs = None
+        if self.fused and o.shuffle == "epoch" and order == "grid":
             self.grid = model._grid_for(train, self.S, o.seed)
+        elif self.fused and order == "user":
+            self.runs = model._user_runs_for(train, self.S)
         else:
             self.E = samples.empty_like(self.S)
 
     def _order(self, e, epoch):
         """Put the records in this epoch's order (``E``); the grid path shuffles inside its
         epoch instead."""
-        if self.grid is not None:
+        if self.grid is not None or self.runs is not None:
             return
         if self.o.shuffle in ("epoch", "full") or (self.o.shuffle == "once" and e == 0):
             samples.shuffle_into(self.S.X, self.o.seed, epoch, self.E.X)
@@ -240,13 +258,19 @@ class Run:
         if self.grid is not None:
             g = self.grid
             with _threads(o.threads):
-                loss_sum = blocked.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, o.lr, o.seed,
+                loss_sum = sgd.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, o.lr, o.seed,
                                               epoch, g.losses,
                                               g.scratch(self.ws.size, T.W.dtype))
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
+        elif self.runs is not None:
+            r = self.runs
+            loss_sum = sgd.user_runs_epoch(self.family, T, P, r.E, r.ptr, r.perm, o.lr, o.seed,
+                                           epoch, self.ws)
+            seen, ok = self.n, math.isfinite(loss_sum)
+            self.step[0] += self.n
         elif self.fused:
-            loss_sum = blocked.sequential_epoch(self.family, T, P, self.E, o.lr, self.ws)
+            loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, o.lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         else:
@@ -312,17 +336,20 @@ def _finite(model):
 def fit(model, train, validation=None, **options):
     """Train ``model`` in place on ``train`` (a Ratings) and return a :class:`History`.
 
-    epochs: passes over ``train`` (default 6, as the notebook); batch_size: samples per step
-    (64; 1 with ``optimizer="sgd"`` is classic per-sample SGD); optimizer: ``"adam"``
-    (Keras-faithful, dense semantics), ``"sparse-adam"``, ``"sgd"`` or ``"adam-dense"``
-    (see :mod:`mfcore.registry`); lr: learning rate (default 1e-3 for Adam, 1e-2 for
-    SGD); beta_1, beta_2, epsilon: Adam's (Keras' defaults 0.9, 0.999, 1e-7);
-    keras_moments: Adam's second moment of an embedding row that occurs several times in
-    a batch is the sum of the squared per-occurrence gradients, as Keras 3 computes it
-    (True, default), or the square of their sum, the textbook rule (False); shuffle:
+    epochs, batch_size, optimizer, lr: default to the model's ``fit_defaults`` (the
+    notebook's models: 6 epochs, batch 64, Keras' Adam with lr 1e-3; the Koren family:
+    per-sample SGD); epochs: passes over ``train``; batch_size: samples per step (1 with
+    ``optimizer="sgd"`` is classic per-sample SGD); optimizer: ``"adam"`` (Keras-faithful,
+    dense semantics), ``"sparse-adam"``, ``"sgd"`` or ``"adam-dense"`` (see
+    :mod:`mfcore.registry`); lr: learning rate (the model's, else 1e-3 for Adam, 1e-2 for
+    SGD; a model's own lr applies only with its own optimizer); beta_1, beta_2, epsilon:
+    Adam's (Keras' defaults 0.9, 0.999, 1e-7); keras_moments: Adam's second moment of an
+    embedding row that occurs several times in a batch is the sum of the squared
+    per-occurrence gradients, as Keras 3 computes it (True, default), or the square of
+    their sum, the textbook rule (False); shuffle:
     ``"epoch"`` (a new order every epoch, as Keras documents and as the notebook's unseeded
     runs did; for per-sample SGD the order is drawn block-wise, see
-    :mod:`mfcore.engine.blocked`), ``"full"`` (a new uniformly random order of all records
+    :mod:`mfcore.engine.sgd`), ``"full"`` (a new uniformly random order of all records
     every epoch, also for per-sample SGD), ``"once"`` (one order for all the epochs of this
     call: what Keras 3 ``fit`` actually does after ``keras.utils.set_random_seed``, and so
     what produced the reference figures), or ``"none"`` (data order); seed: shuffling and
@@ -338,12 +365,14 @@ def fit(model, train, validation=None, **options):
     o = fit_options(model, validation, **options)
     if len(train) == 0:
         raise ModelError("the training set is empty")
-    model._prepare(train)
+    model._prepare(train, validation)
     run = Run(model, train, o)
     val = None
     if validation is not None and len(validation):
         val = (model._encode_ratings(validation), validation.ratings)
-    hist = History()
+    hist = History(settings={"optimizer": o.optimizer.name, "lr": o.lr,
+                             "batch_size": o.batch_size, "epochs": o.epochs,
+                             "shuffle": o.shuffle, "seed": o.seed, "threads": o.threads})
     best = (math.inf, None, None)  # (val mse, epoch, snapshot)
     since_best = 0
     epoch0 = model.epochs_trained_

@@ -14,10 +14,10 @@ from numba import types
 from numba.extending import (NativeValue, models, overload, register_model, typeof_impl,
                              unbox)
 
-from . import baseline, mf, nn
+from . import baseline, mf, nn, timesvdpp
 
 #: kernel family name -> module
-FAMILIES = {"mf": mf, "nn": nn, "baseline": baseline}
+FAMILIES = {"mf": mf, "nn": nn, "baseline": baseline, "timesvdpp": timesvdpp}
 
 
 class Family:

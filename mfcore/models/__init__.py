@@ -9,6 +9,7 @@ from .mf import MF, MFB, MFBS
 from .mixed import MixedBias, MixedInteraction
 from .nn import NN, Linear, ResidualNN
 from .persist import load_model
+from .timesvdpp import SVDpp, TimeSVD, TimeSVDpp
 
 
 def _load(path):
@@ -52,4 +53,4 @@ def create_model_at(name, factors, **params) -> RatingModel:
 
 __all__ = ["MODELS", "RatingModel", "create_model", "create_model_at", "has_factors",
            "load_model", "MF", "MFB", "MFBS", "Linear", "NN", "ResidualNN", "MixedBias",
-           "MixedInteraction", "Baseline"]
+           "MixedInteraction", "Baseline", "SVDpp", "TimeSVD", "TimeSVDpp"]

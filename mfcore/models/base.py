@@ -45,6 +45,8 @@ class Design:
     theta_size/state_size: dense weights and non-trainable state; init_dense(theta, state,
     rng): fills them (after the tables took their draws from ``rng``); workspace(batch):
     float scratch the kernel needs for ``batch`` records; aux_i/aux_f: side data;
+    sgd_order: how the fused per-sample SGD kernel must see the records (``"grid"``,
+    ``"user"``: see :mod:`mfcore.engine.sgd`; None: no fused path for this design);
     notes: anything the model wants to remember about its layout (e.g. where a tower's
     output sits).
     """
@@ -58,6 +60,7 @@ class Design:
     workspace: Callable = lambda batch: 1
     aux_i: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     aux_f: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    sgd_order: str | None = "grid"
     notes: dict = field(default_factory=dict)
 
 
@@ -74,6 +77,9 @@ class RatingModel:
     name = "?"
     #: its kernel family (:data:`mfcore.kernels.dispatch.FAMILIES`)
     kernel = "?"
+    #: how ``fit`` trains it when the call does not say (epochs, batch_size, optimizer,
+    #: lr); the notebook's models: 6 epochs of Keras' Adam 1e-3 on batches of 64
+    fit_defaults = {"epochs": 6, "batch_size": 64, "optimizer": "adam"}
 
     # ---- hyper-parameters ----------------------------------------------------------------
     @classmethod
@@ -128,6 +134,17 @@ class RatingModel:
     def _context(self, users, items, timestamps):
         """Per-rating context columns for the kernel's records (default: none)."""
         return ()
+
+    def _fit_context(self, train, validation):
+        """Learn what the model needs to know about the data besides its parameters (a time
+        axis, who rated what) before its design is made; default: nothing."""
+
+    def _context_state(self) -> dict:
+        """That knowledge as named plain arrays, to save (default: none)."""
+        return {}
+
+    def _load_context(self, arrays: dict):
+        """Restore it from :meth:`_context_state`'s arrays; ValueError when they are bad."""
 
     @classmethod
     def gradcheck_configs(cls) -> list:
@@ -189,7 +206,7 @@ class RatingModel:
                 and np.array_equal(self.user_ids_, train.user_ids)
                 and np.array_equal(self.item_ids_, train.item_ids))
 
-    def _prepare(self, train: Ratings):
+    def _prepare(self, train: Ratings, validation=None):
         """Build parameters for ``train``'s index space (or keep them for a warm restart)
         and update what the training data tells about users and items."""
         same = self._is_built_for(train)
@@ -200,12 +217,14 @@ class RatingModel:
             self.data_source_ = source
             self._encoded = []
             self._grid = None
+            self._runs = None
             self.optimizer_state_ = None
             self.epochs_trained_ = 0
             self.history_ = None
             self.user_ids_ = np.asarray(train.user_ids)
             self.item_ids_ = np.asarray(train.item_ids)
             self._seen(train, same=False)
+            self._fit_context(train, validation)
             self._build(train.n_users, train.n_items, np.random.default_rng(self.seed))
             self._built_params = self.get_params()
             self._prepared_for = weakref.ref(train)
@@ -307,14 +326,25 @@ class RatingModel:
 
     def _grid_for(self, train, S, seed):
         """The training records arranged in a grid of blocks for per-sample SGD
-        (:class:`mfcore.engine.blocked.Grid`), kept for the next fit on the same data."""
-        from ..engine.blocked import Grid
+        (:class:`mfcore.engine.sgd.Grid`), kept for the next fit on the same data."""
+        from ..engine.sgd import Grid
         cache = getattr(self, "_grid", None)
         if cache is not None and cache[0]() is train and cache[1] == seed:
             return cache[2]
         grid = Grid(S, train.n_users, train.n_items, seed)
         self._grid = (weakref.ref(train), seed, grid)
         return grid
+
+    def _user_runs_for(self, train, S):
+        """The training records grouped by user for per-sample SGD
+        (:class:`mfcore.engine.sgd.UserRuns`), kept for the next fit on the same data."""
+        from ..engine.sgd import UserRuns
+        cache = getattr(self, "_runs", None)
+        if cache is not None and cache[0]() is train:
+            return cache[1]
+        runs = UserRuns(S, train.n_users)
+        self._runs = (weakref.ref(train), runs)
+        return runs
 
     def _predict_records(self, S: samples.Samples) -> np.ndarray:
         """Raw model output (float32, shape (n,)) for records."""

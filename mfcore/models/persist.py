@@ -10,6 +10,8 @@ Layout version 2 (written by this mfcore)::
     user_ids, item_ids raw id of each index, strictly increasing
     user_counts, item_counts, seen_indptr, seen_items   what training saw (CSR per user)
     title_ids, title_texts                               titles, when the data had them
+    context.<name>     what a model learned about its data besides parameters (time axis,
+                       who rated what), for the models that have it
 
 Version 1 (mfcore 0.1.0) stored the ``users``/``items`` tables as ``U``/``I`` and the
 kernel's ``spec``/``fspec``; it still loads (the spec is checked against the one the
@@ -67,6 +69,7 @@ def save_model(model, path) -> str:
     titles = getattr(model, "titles_", {}) or {}
     keys = list(titles)
     arrays = {f"table.{name}": tables.view(name) for name in tables.names}
+    arrays.update({f"context.{k}": np.asarray(v) for k, v in model._context_state().items()})
     arrays.update({
         "theta": model.theta_, "state": model.state_,
         "user_ids": _plain_ids(model.user_ids_), "item_ids": _plain_ids(model.item_ids_),
@@ -220,6 +223,11 @@ def load_model(path):
     model.global_mean_ = float(mean)
     model.rating_min_, model.rating_max_ = float(lo), float(hi)
     model.n_train_ = n_train
+    context = {k[len("context."):]: v for k, v in f.arrays.items() if k.startswith("context.")}
+    try:
+        model._load_context(context)
+    except (ValueError, KeyError, TypeError) as exc:
+        f.fail(f"the model's data context is missing or inconsistent ({exc})")
     design = model._design(n_users, n_items)
     if version == 1:
         if [s.name for s in design.tables] != ["users", "items"]:

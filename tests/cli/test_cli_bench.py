@@ -112,7 +112,7 @@ def test_bench_vs_keras_with_a_fake_keras(monkeypatch):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--models", "svdpp"], "svdpp"),
+    (["--models", "nosuchmodel"], "nosuchmodel"),
     (["--optimizers", "rmsprop"], "rmsprop"),
     (["--factors", "0"], "positive"),
     (["--factors", "ten"], "integers"),

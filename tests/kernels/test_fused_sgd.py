@@ -8,14 +8,18 @@ import pytest
 
 from mfcore import registry
 from mfcore.data.ratings import Ratings
-from mfcore.engine import blocked, loop, optim, samples
-from mfcore.engine.contract import G2_NONE, Grads, Touched
+from mfcore.engine import loop, optim, samples, sgd
+from mfcore.engine.contract import G2_NONE, buffers
 from mfcore.kernels import dispatch
 from mfcore.models import MODELS, create_model
 
 FUSED = [name for name, cls in MODELS.items() if dispatch.has_fused_sgd(cls.kernel)]
-CONFIGS = [(name, params) for name in FUSED
-           for params in MODELS[name].gradcheck_configs() if params.get("l2_mode") != "keras"]
+CONFIGS = [(name, params) for name in FUSED for params in MODELS[name].gradcheck_configs()
+           # Keras' L2 and the flipped term run the general path, never the fused kernel
+           if params.get("l2_mode") != "keras" and not params.get("flipped")]
+CONFIGS += [("timesvdpp", {"factors": 3, "bins": 4, "l2": 0.05, "l2_bias": 0.02,
+                           "l2_time": 0.1, "l2_scale": 0.2, "lr_drift": 0.3, "lr_time": 0.7}),
+            ("svdpp", {"factors": 3, "l2": 0.05, "l2_bias": 0.02})]
 
 
 def _problem(name, params, n=40, seed=0):
@@ -23,23 +27,34 @@ def _problem(name, params, n=40, seed=0):
     users = rng.integers(0, 7, n)
     items = rng.integers(0, 6, n)
     y = rng.integers(1, 6, n).astype(np.float32)
-    data = Ratings(users.astype(np.int32), items.astype(np.int32), y, np.zeros(n, np.int64),
+    ts = (rng.integers(0, 60, n) * 86400 + 880_000_000).astype(np.int64)
+    data = Ratings(users.astype(np.int32), items.astype(np.int32), y, ts,
                    np.arange(7), np.arange(6))
     model = create_model(name, **params)
     model._prepare(data)
     tables = model.tables_.with_dtype(np.float64)
-    tables.arena.W[:] = rng.normal(0, 0.5, tables.size)
+    W = tables.arena.W
+    W[:] = rng.normal(0, 0.5, tables.size)
     S = model._encode(data.users, data.items, data.ratings, data.timestamps)
-    return model, tables, S
+    order = np.argsort(S.X[:, samples.USER], kind="stable")  # user runs, for every order
+    X = np.ascontiguousarray(S.X[order])
+    return model, tables, samples.Samples(X, X.view(np.float32))
 
 
-def _general_step(model, T, S, j, lr):
+def _steps(model, S):
+    """The fused kernel's calls: one record each on the grid order, one user's run each
+    on the user-run order."""
+    if model.design_.sgd_order == "user":
+        u = S.X[:, samples.USER]
+        cuts = np.flatnonzero(np.diff(u)) + 1
+        return list(zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(u)]])))
+    return [(j, j + 1) for j in range(S.X.shape[0])]
+
+
+def _general_step(model, tables, T, S, j, lr):
     n_rows = int(T.rows.sum())
     P = model._params()
-    R = Grads(np.zeros_like(T.W), np.zeros_like(T.W), np.zeros(P.theta.size), np.zeros(1),
-              np.zeros(1), G2_NONE, bool(np.any(T.l2s > 0)))
-    K = Touched(np.full(n_rows, -1, np.int64), np.zeros(n_rows, np.int64),
-                np.zeros(n_rows, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    R, K = buffers(tables, np.zeros(P.theta.size), G2_NONE, bool(np.any(T.l2s > 0)))
     O = optim.OptArrays(np.zeros_like(T.W), np.zeros_like(T.W), np.zeros(n_rows, np.int64),
                         np.zeros(0), np.zeros(0), np.array([j], np.int64),
                         np.zeros(T.off.size, np.int64), np.zeros((6, 1)), np.zeros(6))
@@ -56,13 +71,14 @@ def test_fused_kernel_agrees_with_the_general_path_step_by_step(name, params):
     general = fused._replace(W=fused.W.copy())
     module = dispatch.FAMILIES[model.kernel]
     lr = 0.05
-    for j in range(S.X.shape[0]):
+    for a, b in _steps(model, S):
         before = fused.W.copy()
-        loss_f = module.sgd_block(fused, model._params(), S, j, j + 1, lr,
+        loss_f = module.sgd_block(fused, model._params(), S, a, b, lr,
                                   np.zeros(model.design_.workspace(1)))
-        loss_g = _general_step(model, general, S, j, lr)
-        assert loss_f == pytest.approx(loss_g, rel=1e-12), j
-        np.testing.assert_allclose(fused.W, general.W, rtol=1e-12, atol=1e-14, err_msg=str(j))
+        loss_g = sum(_general_step(model, tables, general, S, j, lr) for j in range(a, b))
+        assert loss_f == pytest.approx(loss_g, rel=1e-10), (a, b)
+        np.testing.assert_allclose(fused.W, general.W, rtol=1e-10, atol=1e-12,
+                                   err_msg=str((a, b)))
         assert not np.array_equal(fused.W, before)  # every step moves something
 
 
@@ -84,8 +100,8 @@ def test_grid_blocks_of_a_stratum_share_no_rows_and_cover_every_record(ml100k_sp
     model = create_model("mfb", factors=4)
     model._prepare(train)
     S = model._encode_ratings(train)
-    g = blocked.Grid(S, train.n_users, train.n_items, seed=0)
-    assert g.B == blocked.grid_size(len(train), train.n_users, train.n_items) > 1
+    g = sgd.Grid(S, train.n_users, train.n_items, seed=0)
+    assert g.B == sgd.grid_size(len(train), train.n_users, train.n_items) > 1
     assert g.ptr[-1] == len(train)
     E = g.E.X
     assert sorted(map(tuple, E)) == sorted(map(tuple, S.X))
