@@ -347,12 +347,15 @@ class RatingModel:
         return runs
 
     def _predict_records(self, S: samples.Samples) -> np.ndarray:
-        """Raw model output (float32, shape (n,)) for records."""
+        """The model's predictions (float32, shape (n,)) for records: the kernel's output,
+        clipped to the training rating range for models whose ``clip`` is on."""
         n = S.X.shape[0]
         out = np.empty(n, np.float32)
         chunk = max(1, min(PREDICT_CHUNK, n))
         loop.predict_all(self.kernel_family, self.tables_.arena, self._params(), S, out,
                          self._workspace(chunk), chunk)
+        if getattr(self, "clip", False):
+            np.clip(out, self.rating_min_, self.rating_max_, out=out)
         return out
 
     def _predict_indices(self, users, items, timestamps=None) -> np.ndarray:

@@ -32,7 +32,9 @@ class _KorenModel(RatingModel):
     """Shared machinery; the subclasses choose which terms exist."""
 
     kernel = "timesvdpp"
-    fit_defaults = {"epochs": 25, "batch_size": 1, "optimizer": "sgd", "lr": 0.005}
+    #: chosen on a validation split of fold u1's training part (benchmarks/tune_koren.py)
+    fit_defaults = {"epochs": 33, "batch_size": 1, "optimizer": "sgd", "lr": 0.01,
+                    "lr_decay": 0.97}
     # which term families the class offers
     _time = False
     _implicit_term = False
@@ -40,6 +42,7 @@ class _KorenModel(RatingModel):
     # ---- hyper-parameters ------------------------------------------------------------------
     def _check_common_params(self):
         check_factors(self.factors)
+        check_flag(self.clip, "clip")
         for what in ("l2", "l2_bias", "init_scale"):
             _nonneg(getattr(self, what), what)
         if not self.init_scale > 0:
@@ -196,7 +199,8 @@ def _check_csr(sets, ptr_key, idx_key, n_rows, n_cols):
 
 
 _COMMON_DOC = """
-    factors: k (default 20). l2: L2 of the factors (p, q, y, z; default 0.02); l2_bias:
+    clip: predictions clipped to the training rating range (default True; training uses
+    the unclipped output). factors: k (default 20). l2: L2 of the factors (p, q, y, z; default 0.02); l2_bias:
     of the biases (0.005); l2_mode: ``"per-sample"`` (default, classic SGD: the rows a
     rating touches) or ``"keras"``. init_scale: std of the factors' normal init (0.1);
     biases start at 0. seed. Defaults of ``fit``: 25 epochs of per-sample SGD, lr 0.005.
@@ -215,7 +219,7 @@ _TIME_DOC = """
     ``p_u``). bins: number of time bins (30); beta: exponent of ``dev_u`` (0.4). l2_time:
     L2 of ``a_u``/``ap_u`` (0.01); l2_scale: of ``c_u``/``c_{u,t}`` (0.005); lr_drift:
     learning-rate multiplier of ``a_u``/``ap_u`` (0.001: ``dev`` reaches ~8); lr_time: of
-    the bin, day and scale terms (0.5). Prediction without a timestamp: the user's last
+    the bin, day and scale terms (0.1). Prediction without a timestamp: the user's last
     training day.
 """
 
@@ -228,9 +232,10 @@ class SVDpp(_KorenModel):
     name = "svdpp"
     _implicit_term = True
 
-    def __init__(self, factors=20, *, implicit="train", flipped=False, l2=0.02, l2_bias=0.005,
-                 l2_mode="per-sample", init_scale=0.1, seed=0):
+    def __init__(self, factors=50, *, implicit="train", flipped=False, l2=0.1, l2_bias=0.005,
+                 l2_mode="per-sample", init_scale=0.1, clip=True, seed=0):
         self.factors = factors
+        self.clip = clip
         self.implicit = implicit
         self.flipped = flipped
         self.l2 = l2
@@ -255,11 +260,12 @@ class TimeSVD(_KorenModel):
     name = "timesvd"
     _time = True
 
-    def __init__(self, factors=20, *, drift=True, user_day=True, item_bins=True, scale=True,
-                 factor_drift=True, bins=30, beta=0.4, l2=0.02, l2_bias=0.005, l2_time=0.01,
-                 l2_scale=0.005, lr_drift=0.001, lr_time=0.5, l2_mode="per-sample",
-                 init_scale=0.1, seed=0):
+    def __init__(self, factors=50, *, drift=True, user_day=True, item_bins=True, scale=True,
+                 factor_drift=True, bins=30, beta=0.4, l2=0.1, l2_bias=0.005, l2_time=0.01,
+                 l2_scale=0.005, lr_drift=0.001, lr_time=0.1, l2_mode="per-sample",
+                 init_scale=0.1, clip=True, seed=0):
         self.factors = factors
+        self.clip = clip
         self.drift = drift
         self.user_day = user_day
         self.item_bins = item_bins
@@ -294,15 +300,16 @@ class TimeSVDpp(TimeSVD):
     name = "timesvdpp"
     _implicit_term = True
 
-    def __init__(self, factors=20, *, implicit="train", flipped=False, drift=True,
+    def __init__(self, factors=50, *, implicit="train", flipped=False, drift=True,
                  user_day=True, item_bins=True, scale=True, factor_drift=True, bins=30,
-                 beta=0.4, l2=0.02, l2_bias=0.005, l2_time=0.01, l2_scale=0.005,
-                 lr_drift=0.001, lr_time=0.5, l2_mode="per-sample", init_scale=0.1, seed=0):
+                 beta=0.4, l2=0.1, l2_bias=0.005, l2_time=0.01, l2_scale=0.005,
+                 lr_drift=0.001, lr_time=0.1, l2_mode="per-sample", init_scale=0.1, clip=True,
+                 seed=0):
         super().__init__(factors, drift=drift, user_day=user_day, item_bins=item_bins,
                          scale=scale, factor_drift=factor_drift, bins=bins, beta=beta, l2=l2,
                          l2_bias=l2_bias, l2_time=l2_time, l2_scale=l2_scale,
                          lr_drift=lr_drift, lr_time=lr_time, l2_mode=l2_mode,
-                         init_scale=init_scale, seed=seed)
+                         init_scale=init_scale, clip=clip, seed=seed)
         self.implicit = implicit
         self.flipped = flipped
 
