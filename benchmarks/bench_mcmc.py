@@ -42,7 +42,7 @@ DEFAULT_CONFIGS = [
     "timesvd factors=10",
     "timesvdpp factors=10",
     "timesvdpp factors=10 flipped=True",
-    "timesvdpp factors=10 flipped=True factor_drift=False",
+    "timesvdpp factors=10 flipped=True without=factor_drift",
     "myfm:timesvdpp-flipped",
 ]
 

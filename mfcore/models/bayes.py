@@ -18,8 +18,9 @@ plus the FM's global bias w0 (mu). "-" marks a part held at 0 (the group is bias
 factors-only, as in Koren's models). ``baseline`` is user | item at rank 0 (biases only);
 ``mfb`` user | item; ``svdpp`` adds implicit (N(u) from the training pairs, or training
 plus validation pairs with ``implicit="all"``), ``flipped=True`` implicit_users;
-``timesvd``/``timesvdpp`` add item_bin, user_day and drift when their switches are on
-(drift's bias with ``drift``, its factors with ``factor_drift``).
+``timesvd``/``timesvdpp`` add item_bin, user_day and drift for the time terms their
+``without`` tuple leaves on (drift's bias with ``drift``, its factors with
+``factor_drift``).
 
 What an FM cannot write exactly (Koren, KDD 2009):
 
@@ -27,8 +28,9 @@ What an FM cannot write exactly (Koren, KDD 2009):
   product of two biases; ``b_i c_u`` is one rank-1 part of the user-item interaction
   ``p_u . q_i`` the factors already carry, but ``c_{u,t} b_i`` and ``c_u b_{i,Bin(t)}``
   would need factors on the bias-only user_day and item_bin groups. So under mcmc the
-  ``scale`` switch adds no column and changes nothing: the model is timeSVD(++) without
-  the day-specific scale, the user-level part of it being absorbed by ``p_u . q_i``.
+  ``scale`` term adds no column (``without=("scale",)`` changes nothing): the model is
+  timeSVD(++) without the day-specific scale, the user-level part of it being absorbed
+  by ``p_u . q_i``.
 - The FM's pairwise interactions are all pairs of active columns, so besides Koren's
   ``q_i . (p_u + |N(u)|^-1/2 sum y_j + ap_u dev_u(t))`` it has terms that depend on the
   user alone (``p_u . sum y_j``: a per-user constant), ``y_j . z_v`` (flipped), and the
@@ -227,7 +229,7 @@ def fit(model, train, validation=None, **options):
                            for name, w, lin, fac in feats.describe())
         o.log(f"mcmc: Bayesian FM of rank {feats.rank} over {groups}; {o.sweeps} sweeps, "
               f"the last {o.samples} kept (burn-in {o.burn_in}), seed {o.seed}")
-        if getattr(model, "_time", False) and model.scale:
+        if (model._terms() if hasattr(model, "_terms") else {}).get("scale"):
             o.log("mcmc: scale (c_u + c_u,t multiplying the item bias) has no FM column; the "
                   "user-item factors approximate its user part (see mfcore.models.bayes)")
     post, hist = mcmc.run(d_train, feats.rank, o, val, finish=lambda m: finish(model, m),

@@ -62,13 +62,15 @@ def by_hand(model, train, extra, split):
     ib = sorted({(i, bin_of(t)) for i, t in zip(train.items, tday)})
     ud = sorted({(u, t) for u, t in zip(train.users, tday)})
     mean_day = [tday[train.users == u].mean() for u in range(nu)]
+    on = {term: time_on and term not in model.without
+          for term in ("item_bins", "user_day", "drift", "factor_drift")}
     parts = []
-    if time_on and model.item_bins:
+    if on["item_bins"]:
         parts.append(("item_bin", len(ib), True, False))
-    if time_on and model.user_day:
+    if on["user_day"]:
         parts.append(("user_day", len(ud), True, False))
-    if time_on and (model.drift or model.factor_drift):
-        parts.append(("drift", nu, model.drift, model.factor_drift))
+    if on["drift"] or on["factor_drift"]:
+        parts.append(("drift", nu, on["drift"], on["factor_drift"]))
     parts.append(("user", nu, True, True))
     if implicit:
         parts.append(("implicit", ni, False, True))
@@ -105,9 +107,9 @@ CONFIGS = [("baseline", {}), ("mfb", {"factors": 2}), ("mfb", {"factors": 2, "si
            ("svdpp", {"factors": 2}), ("svdpp", {"factors": 2, "flipped": True}),
            ("svdpp", {"factors": 2, "implicit": "all"}),
            ("timesvd", {"factors": 2, "bins": 3}),
-           ("timesvd", {"factors": 2, "bins": 4, "user_day": False, "factor_drift": False}),
-           ("timesvdpp", {"factors": 2, "bins": 3, "flipped": True, "drift": False}),
-           ("timesvdpp", {"factors": 2, "bins": 2, "item_bins": False, "scale": False})]
+           ("timesvd", {"factors": 2, "bins": 4, "without": ("user_day", "factor_drift")}),
+           ("timesvdpp", {"factors": 2, "bins": 3, "flipped": True, "without": ("drift",)}),
+           ("timesvdpp", {"factors": 2, "bins": 2, "without": ("item_bins", "scale")})]
 
 
 @pytest.mark.parametrize("name,params", CONFIGS, ids=lambda c: str(c))
