@@ -115,3 +115,24 @@ def test_compare_with_mcmc(run):
     assert "Sweep 5/5" in table.stdout and "val_mse of the running mean" in table.stdout
     bad = run("compare", "--dataset", "ml-100k", "--optimizer", "mcmc", "--epochs", "2")
     assert bad.exit_code == 2 and "--epochs does not apply" in bad.stderr
+
+
+def test_compare_folds_with_mcmc_reports_each_folds_final_running_average(run):
+    """compare --folds with mcmc: each fold's figure is the last running average of a chain
+    run exactly as model.fit(..., optimizer="mcmc") runs it on that fold (same seed)."""
+    import mfcore
+    from mfcore.data import load_grouplens_fold
+    res = run("compare", "--dataset", "ml-100k", "--folds", "u1,u2", "--optimizer", "mcmc",
+              "--models", "mfb", "--factors", "2", "--samples", "4", "--burn-in", "1", "--json",
+              "-q")
+    assert res.exit_code == 0, res.stderr
+    (summary,) = json.loads(res.stdout)["results"]
+    assert summary["model"] == "mfb" and not summary["errors"]
+    for fold in ("u1", "u2"):
+        train, test = load_grouplens_fold(fold)
+        model = mfcore.create_model("mfb", factors=2, seed=0)
+        h = model.fit(train, test, optimizer="mcmc", samples=4, burn_in=1, verbose=0)
+        assert summary["folds"][fold]["rmse"] == h.val_rmse[-1]
+        assert summary["folds"][fold]["epochs"] == 5
+    assert summary["rmse_mean"] == pytest.approx(np.mean([summary["folds"][f]["rmse"]
+                                                          for f in ("u1", "u2")]), rel=1e-12)
