@@ -43,6 +43,7 @@ DEFAULT_CONFIGS = [
     "timesvdpp factors=10",
     "timesvdpp factors=10 flipped=True",
     "timesvdpp factors=10 flipped=True without=factor_drift",
+    "timesvdpp factors=10 flipped=True without=drift,factor_drift",
     "myfm:timesvdpp-flipped",
 ]
 
