@@ -9,7 +9,9 @@ import time
 import click
 
 from . import main
-from .options import data_inputs, data_source_options, load_from_options, split_from_options
+from ..bounds import MAX_FACTORS
+from .options import (REPEATS, data_inputs, data_source_options, int_list, load_from_options,
+                      split_from_options)
 from .outputs import check_output
 from .train import training_options
 
@@ -19,13 +21,7 @@ def _csv(ctx, param, value):
 
 
 def _int_csv(ctx, param, value):
-    try:
-        vals = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}")
-    if not vals or min(vals) < 1:
-        raise click.BadParameter(f"expected positive integers, got {value!r}")
-    return vals
+    return int_list(value, 1, MAX_FACTORS)
 
 
 def _same_destination(a, b) -> bool:
@@ -44,7 +40,7 @@ def _same_destination(a, b) -> bool:
 @click.option("--factors", callback=_int_csv, default="10,50", show_default=True,
               help="Comma-separated embedding sizes k.")
 @training_options
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeats", type=REPEATS, default=1, show_default=True,
               help="Train each model with seeds SEED .. SEED+N-1 and report the mean curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print Markdown tables on stdout.")
