@@ -13,6 +13,12 @@ SEED_LIMIT = 2 ** 63
 #: embedding sizes (factors, bias factors) and hidden-layer widths
 MAX_FACTORS = 1 << 20
 MAX_WIDTH = 1 << 20
+#: time bins (timesvd/timesvdpp --bins, the NNs' time_bins): at most one per second of a
+#: year is far more than any data set has days
+MAX_BINS = 1 << 20
+#: exponent of Koren's dev_u(t) = sign(t - t_u) |t - t_u|^beta (0.4 in the paper): above
+#: this, a few years of days give values beyond float32
+MAX_BETA = 4.0
 #: hidden layers of an MLP
 MAX_LAYERS = 64
 #: epochs of one fit (and early-stopping patience)
@@ -37,4 +43,14 @@ def check_seed(value, what="seed", error=None):
         if error is None:
             from .errors import ModelError as error
         raise error(f"{what} must be an integer in [0, 2**63), got {value!r}")
+    return int(value)
+
+
+def check_bins(value, what="bins"):
+    """``int(value)`` when it is an acceptable number of time bins, else ModelError."""
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not 1 <= int(value) <= MAX_BINS:
+        from .errors import ModelError
+        raise ModelError(f"{what} must be an integer from 1 to {MAX_BINS:,}, got {value!r}")
     return int(value)

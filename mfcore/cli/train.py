@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .. import registry
+from .. import bounds, registry
 from . import main
 from . import options as bounded
 from .options import data_inputs, data_source_options, load_from_options, split_from_options
@@ -98,7 +98,7 @@ def model_options(f):
         click.option("--activation", default=None, help="Hidden activation (relu, linear ...)."),
         click.option("--bias-factors", type=bounded.FACTORS, default=None,
                      help="mixed-bias: size of the bias embedding vectors."),
-        click.option("--l2-bias", type=click.FloatRange(min=0), default=None,
+        click.option("--l2-bias", type=bounded.finite(min=0), default=None,
                      help="svdpp/timesvd/timesvdpp/baseline: L2 of the biases."),
         click.option("--implicit", type=click.Choice(("train", "all")), default=None,
                      help="svdpp/timesvdpp: N(u) from the training pairs (train, default) or "
@@ -108,10 +108,10 @@ def model_options(f):
         click.option("--flipped/--no-flipped", default=None,
                      help="svdpp/timesvdpp: also represent items by the users who rated "
                           "them (Rendle, Zhang & Koren 2019)."),
-        click.option("--bins", type=click.IntRange(min=1), default=None,
+        click.option("--bins", type=click.IntRange(1, bounds.MAX_BINS), default=None,
                      help="Time bins over the training days [default: 30] (timesvd, "
                           "timesvdpp; the NNs with --time-features)."),
-        click.option("--beta", type=click.FloatRange(min=0), default=None,
+        click.option("--beta", type=bounded.finite(0, bounds.MAX_BETA), default=None,
                      help="timesvd/timesvdpp: exponent of dev_u(t) [default: 0.4]."),
         click.option("--without", callback=_time_terms, default=None, metavar="TERMS",
                      help="timesvd/timesvdpp: switch time terms off, for ablations: "
@@ -123,7 +123,7 @@ def model_options(f):
         click.option("--time-inputs", callback=_csv_tuple, default=None, metavar="INPUTS",
                      help="Which time inputs --time-features adds: comma-separated from "
                           "bin, day, dev [default: bin]."),
-        click.option("--time-factors", type=click.IntRange(min=1), default=None,
+        click.option("--time-factors", type=bounded.FACTORS, default=None,
                      help="Width of the time-bin embedding of --time-features [default: "
                           "that of the embeddings beside it]."),
     ]
