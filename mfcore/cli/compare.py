@@ -109,6 +109,9 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
             raise click.UsageError("--repeats does not go with --folds")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
+    if not quiet:
+        from .train import compile_notice
+        compile_notice(["mf", "nn"])
     if folds:
         _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
                        progress, epochs=epochs, batch_size=batch_size, optimizer=optimizer,

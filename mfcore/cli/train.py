@@ -175,6 +175,14 @@ def training_options(f):
     return f
 
 
+def compile_notice(kernels):
+    """One line on stderr when the compiled kernels are not cached yet (the first run
+    spends about 10 s compiling, which would otherwise look like a hang)."""
+    from ..kernels import COMPILE_NOTICE, cache_is_cold
+    if cache_is_cold(kernels):
+        click.echo(COMPILE_NOTICE, err=True)
+
+
 def build_model(model_name, seed, **given):
     """A model from CLI options; options the model does not take are a usage error."""
     from ..errors import ModelError
@@ -262,6 +270,7 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
     if not quiet:
         click.echo(f"{model!r} on {ratings.name}: {len(train_set):,} train / "
                    f"{len(val_set):,} validation ratings", err=True)
+        compile_notice([model.kernel])
     t0 = time.perf_counter()
     from .guards import nothing_saved
     with nothing_saved(save_path):
