@@ -165,6 +165,8 @@ def _check_ids(f, key):
     ids = f.array(key, "iuUf")
     if len(ids) == 0:
         f.fail(f"array {key!r} is empty")
+    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids)):
+        f.fail(f"array {key!r} holds NaN or infinite ids")
     if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
         f.fail(f"array {key!r} is not strictly increasing (ids must be sorted and unique)")
     return ids
@@ -229,7 +231,8 @@ def load_model(path):
         model._check()
     except (TypeError, ModelError) as exc:
         f.fail(f"bad hyper-parameters in model file ({exc})")
-    epochs = f.field("epochs_trained", int, lambda v: v >= 0, "a non-negative integer")
+    epochs = f.field("epochs_trained", int, lambda v: 0 <= v < 1 << 62,
+                     "a non-negative integer below 2**62")
     mean = f.field("global_mean", float, what="a finite number")
     lo = f.field("rating_min", float, what="a finite number")
     hi = f.field("rating_max", float, lambda v: v >= lo, "a finite number >= rating_min")
