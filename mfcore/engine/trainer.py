@@ -42,6 +42,15 @@ DIVERGENCE_FACTOR = 100.0
 #: about 100 times off the rating scale) are refused before training: the init scale is
 #: the problem, not the learning rate.
 INIT_FACTOR = 1e4
+#: Models whose output is bounded (a 5-sigmoid, clipped predictions) cannot pass the
+#: divergence bound: a learning rate far too large saturates them instead, and the loss
+#: sticks at a value worse than where training started (e.g. mfbs at lr 1e6: loss 2.4 ->
+#: 6.9, validation RMSE 2.6, worse than predicting the mean). So training also stops as
+#: diverged when an epoch's training loss exceeds RISE_FACTOR x the loss at the start AND
+#: (with validation data) the validation MSE exceeds RISE_FACTOR x the validation MSE at
+#: the start: training made the model worse on both. (Overfitting raises the validation
+#: MSE only; a growing L2 penalty or dropout during training the training loss only.)
+RISE_FACTOR = 2.0
 
 
 @dataclass
@@ -380,15 +389,10 @@ class Divergence:
         self.fresh = epoch0 == 0
         if not _finite(model):
             self._raise_initial("{w} are not finite (float32 weights hold at most 3.4e+38)")
-        S = run.S
-        n = S.X.shape[0]
-        pred = np.empty(n, np.float32)
-        chunk = model._prediction_chunk(n)
+        self.S, self.y = run.S, train.ratings
         with np.errstate(all="ignore"):
-            loop.predict_all(model.kernel_family, model.tables_.arena, model._params(), S,
-                             pred, model._workspace(chunk), chunk)
-            sse, _ = loop.error_sums(pred, train.ratings)
-            self.start_loss = sse / max(1, n) + model._keras_penalty()
+            self.start_mse = self._train_mse()
+            self.start_loss = self.start_mse + model._keras_penalty()
         if not math.isfinite(self.start_loss):
             self._raise_initial("{w} give NaN or infinite predictions")
         if self.start_loss > INIT_FACTOR * self.scale:
@@ -397,6 +401,21 @@ class Divergence:
                                 f"ratings' scale {self.scale:.3g})")
         self.reference = max(self.start_loss, self.scale)
         self.bound = DIVERGENCE_FACTOR * self.reference
+        #: set by fit: the validation MSE of the starting weights (None: no validation)
+        self.start_val = None
+        self._rose = None
+
+    def _train_mse(self):
+        """Plain MSE of the current weights on the training ratings (unclipped, without
+        dropout: what the loss at the start measures)."""
+        model, S = self.model, self.S
+        n = S.X.shape[0]
+        pred = np.empty(n, np.float32)
+        chunk = model._prediction_chunk(n)
+        loop.predict_all(model.kernel_family, model.tables_.arena, model._params(), S,
+                         pred, model._workspace(chunk), chunk)
+        sse, _ = loop.error_sums(pred, self.y)
+        return sse / max(1, n)
 
     def _init_advice(self):
         model = self.model
@@ -443,6 +462,17 @@ class Divergence:
             self._raise(epoch, "weights became NaN or infinite", hist, loss)
         if loss > self.bound:
             self._raise(epoch, self._beyond("the training loss", loss), hist, loss)
+        self._rose = loss if loss > RISE_FACTOR * self.start_loss else None
+        if self._rose is not None and self.start_val is None:
+            # no validation data: confirm on the training ratings without dropout (a
+            # dropout net's training loss is above its loss without it); only computed
+            # when the loss rose, so honest epochs pay nothing
+            with np.errstate(all="ignore"):
+                mse = self._train_mse()
+            if mse > RISE_FACTOR * self.start_mse:
+                self._raise(epoch, f"the training MSE rose to {mse:.3g}, more than "
+                            f"{RISE_FACTOR:g} x the MSE at the start ({self.start_mse:.3g})",
+                            hist, loss)
 
     def validation(self, epoch, mse, hist):
         """Check the validation MSE after an epoch."""
@@ -450,6 +480,11 @@ class Divergence:
             self._raise(epoch, "the validation MSE became NaN or infinite", hist)
         if mse > self.bound:
             self._raise(epoch, self._beyond("the validation MSE", mse), hist)
+        if self._rose is not None and mse > RISE_FACTOR * self.start_val:
+            self._raise(epoch, f"the training loss rose to {self._rose:.3g} and the "
+                        f"validation MSE to {mse:.3g}, more than {RISE_FACTOR:g} x their "
+                        f"values at the start ({self.start_loss:.3g} and "
+                        f"{self.start_val:.3g}): training made the model worse", hist)
 
 
 def _memory_budget(model, train, validation, o, warm):
@@ -500,8 +535,11 @@ def fit(model, train, validation=None, **options):
     training.
 
     Divergence: training stops with :class:`~mfcore.errors.TrainingDiverged` when a loss or
-    weight becomes NaN or infinite, or an epoch's training loss or validation MSE exceeds
-    :data:`DIVERGENCE_FACTOR` x the larger of the loss at the start and the ratings' scale;
+    weight becomes NaN or infinite, an epoch's training loss or validation MSE exceeds
+    :data:`DIVERGENCE_FACTOR` x the larger of the loss at the start and the ratings' scale,
+    or both the training loss and the validation MSE (the training MSE without
+    validation data) exceed :data:`RISE_FACTOR` x their values at the start (a bounded
+    output that saturated);
     initial weights that predict non-finite values or a loss above :data:`INIT_FACTOR` x
     the ratings' scale are refused before the first epoch (blaming the init scale).
     Memory: the arrays the fit needs are estimated first
@@ -540,6 +578,9 @@ def _fit(model, train, validation, o):
     since_best = 0
     epoch0 = model.epochs_trained_
     guard = Divergence(model, run, train, o, epoch0)
+    if val is not None:
+        with np.errstate(all="ignore"):
+            guard.start_val = evaluate_records(model, *val)[0]
     hist.settings["start_loss"] = guard.start_loss
     hist.settings["divergence_bound"] = guard.bound
     for e in range(o.epochs):

@@ -136,3 +136,37 @@ def test_no_error_line_from_fit_itself(small):
     with pytest.raises(TrainingDiverged):
         mfcore.MFB(seed=0).fit(*small, epochs=2, lr=1e6, log=lines.append)
     assert not any("diverged" in line or line.startswith("error") for line in lines)
+
+
+@pytest.mark.parametrize("name,fit", [
+    ("mfbs", dict(lr=1e6)),                              # 5-sigmoid output saturates
+    ("mfbs", dict(lr=1e6, optimizer="sparse-adam")),
+    ("mixed-bias", dict(lr=1e5)),
+])
+@pytest.mark.parametrize("with_validation", [True, False])
+def test_a_saturated_bounded_model_is_caught(name, fit, with_validation, small):
+    """A bounded output cannot pass the bound: at a huge rate it saturates and its loss
+    sticks far above where it started (mfbs: 2.3 -> 7.2, worse than predicting the mean).
+    That is divergence too, with or without validation data."""
+    from mfcore.engine.trainer import RISE_FACTOR
+    train, val = small
+    model = mfcore.create_model(name, seed=0)
+    with pytest.raises(TrainingDiverged) as info:
+        model.fit(train, val if with_validation else None, epochs=3, verbose=0, **fit)
+    msg = str(info.value)
+    assert msg.startswith("training diverged in epoch 1 of 3: ")
+    assert f"more than {RISE_FACTOR:g} x" in msg and "try a smaller learning rate" in msg
+    assert getattr(model, "tables_", None) is None
+
+
+@pytest.mark.parametrize("with_validation", [True, False])
+def test_dropout_and_overfitting_are_not_divergence(with_validation, small):
+    """Warm restarts of a net with Dropout(0.7): its training loss (with dropout) is twice
+    the loss of its weights without dropout, and it overfits; neither is divergence."""
+    train, val = small
+    model = mfcore.NN(factors=50, hidden=(75, 30), dropout=0.7, seed=0)
+    for _ in range(4):
+        h = model.fit(train, val if with_validation else None, epochs=1, verbose=0)
+        assert not h.diverged
+    # the rule's first half did fire: the training loss was above twice the start's
+    assert h.loss[-1] > 2 * h.settings["start_loss"]
