@@ -81,7 +81,7 @@ CORRUPTIONS = [
      "not strictly increasing"),
     ("user ids NaN", _array("user_ids", lambda a: np.where(np.arange(len(a)) == 3, np.nan,
                                                          a.astype(float))),
-     "not strictly increasing"),
+     "NaN or infinite ids"),
     ("item ids infinite", _array("item_ids", lambda a: np.r_[a[:-1], np.inf]), "infinite"),
     ("epochs absurd", _meta(epochs_trained=10 ** 30), "'epochs_trained'"),
     ("user ids 2-d", _array("user_ids", lambda a: a.reshape(1, -1)), "dimension"),
