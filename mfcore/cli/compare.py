@@ -9,7 +9,9 @@ import time
 import click
 
 from . import main
-from .options import data_inputs, data_source_options, load_from_options, split_from_options
+from ..bounds import MAX_FACTORS
+from .options import (REPEATS, data_inputs, data_source_options, int_list, load_from_options,
+                      split_from_options)
 from .outputs import check_output
 from .train import fit_arguments, training_options
 
@@ -19,13 +21,7 @@ def _csv(ctx, param, value):
 
 
 def _int_csv(ctx, param, value):
-    try:
-        vals = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}")
-    if not vals or min(vals) < 1:
-        raise click.BadParameter(f"expected positive integers, got {value!r}")
-    return vals
+    return int_list(value, 1, MAX_FACTORS)
 
 
 def _same_destination(a, b) -> bool:
@@ -49,7 +45,7 @@ def _same_destination(a, b) -> bool:
               help="Run on each of these GroupLens ml-100k folds (e.g. u1,u2,u3,u4,u5) and "
                    "report each model's final-epoch test RMSE per fold and its mean +- std "
                    "(instead of --split).")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeats", type=REPEATS, default=1, show_default=True,
               help="Train each model with seeds SEED .. SEED+N-1 and report the mean curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print Markdown tables on stdout.")
@@ -117,6 +113,9 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
             raise click.UsageError("--repeats does not go with --folds")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
+    if not quiet:
+        from .train import compile_notice
+        compile_notice(["mf", "nn"])
     if folds:
         _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
                        progress, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
