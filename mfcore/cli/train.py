@@ -76,8 +76,9 @@ def model_options(f):
     return f
 
 
-def training_options(f):
-    """Split, epochs, batch and optimizer options (shared by train and compare)."""
+def split_options(f):
+    """``--split``, ``--split-seed``, ``--train-fraction``: which part trains and which
+    validates (shared by train, compare and tune)."""
     opts = [
         click.option("--split", type=click.Choice(registry.SPLITS, case_sensitive=False),
                      default="random", show_default=True,
@@ -89,6 +90,17 @@ def training_options(f):
         click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True,
                                                                max_open=True),
                      default=0.8, show_default=True),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def fit_options(f, threads=True):
+    """Epochs, batch, optimizer, learning rate, seed, shuffling, early stopping (and
+    ``--threads`` unless ``threads=False``: commands that run one fit per worker process
+    keep every fit single-threaded)."""
+    opts = [
         click.option("--epochs", type=click.IntRange(min=1), default=None,
                      help="[default: the model's; the notebook's models: 6]"),
         click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -108,15 +120,23 @@ def training_options(f):
                           "block); full: a new order of all ratings every epoch; once: one "
                           "order for all epochs, as seeded Keras 3 fit (the reference "
                           "figures); none: data order."),
-        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
-                          "same numbers for any count."),
-        click.option("--early-stopping", "patience", type=click.IntRange(min=0), default=None,
-                     help="Stop after PATIENCE epochs without a better val MSE; keep the best."),
     ]
+    if threads:
+        opts.append(click.option(
+            "--threads", type=click.IntRange(min=1), default=1, show_default=True,
+            help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
+                 "same numbers for any count."))
+    opts.append(click.option(
+        "--early-stopping", "patience", type=click.IntRange(min=0), default=None,
+        help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def training_options(f):
+    """Split, epochs, batch and optimizer options (shared by train and compare)."""
+    return split_options(fit_options(f))
 
 
 def build_model(model_name, seed, **given):
