@@ -31,6 +31,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from concurrent import futures as cf
 
 from .errors import MfcoreError
@@ -318,12 +319,14 @@ class DaskBackend(Backend):
         try:
             self.workers = len(client.scheduler_info().get("workers", {}))
             prefix = "mfcore-" + _fingerprint(fn, tasks, payload)
+            # the scheduler keeps events across clients: a topic of this run's own
+            topic = f"{prefix}-{os.getpid()}-{time.time_ns()}"
             data = client.scatter(payload, broadcast=True, hash=False)
             attempts = [0] * len(tasks)
 
             def submit(i):
                 key = f"{prefix}-{i}" + (f"-again{attempts[i]}" if attempts[i] else "")
-                fut = client.submit(_dask_call, prefix, i, fn, tasks[i], data, key=key,
+                fut = client.submit(_dask_call, topic, i, fn, tasks[i], data, key=key,
                                     pure=False, retries=self.retries)
                 outstanding[fut.key] = (i, fut)
                 return fut
@@ -343,7 +346,7 @@ class DaskBackend(Backend):
                     raise exc.with_traceback(tb)
                 fut.release()  # a worker that dies later must not make us recompute it
                 yield i, result
-            starts = collections.Counter(e[1]["task"] for e in client.get_events(prefix)
+            starts = collections.Counter(e[1]["task"] for e in client.get_events(topic)
                                          if isinstance(e[1], dict) and "task" in e[1])
             self.retried += len({i for i, c in starts.items() if c > 1} | resubmitted)
         finally:

@@ -298,9 +298,10 @@ DASK_SEARCH = dict(random=6, folds=2, epochs=10, seed=7, **SGD)
 
 
 def test_dask_search_equals_in_process(small, cluster, reference):
-    r = search("mfb", small, scheduler=cluster.scheduler_address, **DASK_SEARCH)
-    assert numbers(r) == numbers(reference)
-    assert r.retried == 0 and r.backend.startswith("Dask at tcp://127.0.0.1")
+    for _ in range(2):  # the same keys again: nothing counts as retried
+        r = search("mfb", small, scheduler=cluster.scheduler_address, **DASK_SEARCH)
+        assert numbers(r) == numbers(reference)
+        assert r.retried == 0 and r.backend.startswith("Dask at tcp://127.0.0.1")
 
 
 def test_dask_worker_killed_mid_search_still_completes_identically(small, cluster, reference):
