@@ -251,7 +251,7 @@ def format_space(space: dict) -> str:
 #: the default random space of each model; ``{lr}`` is ``log(lr0/10, lr0*10)`` around the
 #: learning rate fit would use (Adam 1e-3: 1e-4..1e-2; SGD 1e-2: 1e-3..1e-1; the Koren
 #: models' 5e-3: 5e-4..5e-2), ``{l2}`` the L2 range of the L2 mode in force (keras,
-#: c * sum(W^2) over whole tables at every step: log(1e-7,1e-3); per-sample: log(1e-4,1e-1))
+#: c * sum(W^2) over whole tables at every step: log(1e-7,1e-3); per-sample: log(1e-3,3e-1))
 DEFAULT_SPACES = {
     "mf": "factors=logint(4,128) lr={lr} l2={l2}",
     "mfb": "factors=logint(4,128) lr={lr} l2={l2}",
@@ -266,7 +266,7 @@ DEFAULT_SPACES = {
     "timesvd": "factors=logint(4,128) lr={lr} l2={l2} l2_bias=log(1e-4,1e-1)",
     "timesvdpp": "factors=logint(4,128) lr={lr} l2={l2} l2_bias=log(1e-4,1e-1)",
 }
-L2_RANGES = {"keras": "log(1e-7,1e-3)", "per-sample": "log(1e-4,1e-1)"}
+L2_RANGES = {"keras": "log(1e-7,1e-3)", "per-sample": "log(1e-3,3e-1)"}
 
 
 def default_space(model, optimizer=None, l2_mode=None, fixed=()) -> dict:

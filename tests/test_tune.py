@@ -111,7 +111,7 @@ def test_default_space_follows_the_optimizer_and_the_l2_mode():
     assert str(adam["lr"]) == "log(0.0001,0.01)" and str(adam["l2"]) == "log(1e-07,0.001)"
     assert "l2_mode" not in adam
     sgd = default_space("mfb", "sgd")
-    assert str(sgd["lr"]) == "log(0.001,0.1)" and str(sgd["l2"]) == "log(0.0001,0.1)"
+    assert str(sgd["lr"]) == "log(0.001,0.1)" and str(sgd["l2"]) == "log(0.001,0.3)"
     assert str(sgd["l2_mode"]) == "per-sample"  # Keras' whole-table L2 would be ~1000x slower
     assert "l2_mode" not in default_space("mfb", "sgd", "keras")
     assert str(default_space("mfb", "sgd", "keras")["l2"]) == "log(1e-07,0.001)"

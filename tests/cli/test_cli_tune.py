@@ -91,7 +91,7 @@ def test_tune_random_text_with_the_default_space_and_save(run, tmp_path):
               "--epochs", "8", "--early-stopping", "1", *SGD, "--jobs", "1",
               "--save", path)
     assert res.exit_code == 0, res.stderr
-    assert ("space (the default): factors=logint(4,128) lr=log(0.001,0.1) l2=log(0.0001,0.1) "
+    assert ("space (the default): factors=logint(4,128) lr=log(0.001,0.1) l2=log(0.001,0.3) "
             "l2_mode=per-sample") in res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].split()[:4] == ["rank", "trial", "rmse", "±std"]
