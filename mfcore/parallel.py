@@ -317,7 +317,7 @@ class DaskBackend(Backend):
         client, owned = self._client()
         outstanding = {}
         try:
-            self.workers = len(client.scheduler_info().get("workers", {}))
+            self.workers = len(client.nthreads())
             prefix = "mfcore-" + _fingerprint(fn, tasks, payload)
             # the scheduler keeps events across clients: a topic of this run's own
             topic = f"{prefix}-{os.getpid()}-{time.time_ns()}"
