@@ -40,6 +40,8 @@ def main():
         params = dict(zip(grid, values))
         fit = {"lr": params.pop("lr")} if "lr" in params else {}
         fit_keys = {k: params.pop(k) for k in list(params) if k in ("lr_decay",)}
+        if "factors" not in params and "epochs" in params:
+            pass
         t0 = time.perf_counter()
         model = mfcore.create_model(a.model, seed=0, **params)
         h = model.fit(inner, check, epochs=a.epochs, verbose=0, **fit, **fit_keys)

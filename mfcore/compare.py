@@ -71,10 +71,13 @@ def notebook_model(name, k, seed=0):
     return create_model_at(name, k, seed=seed)
 
 
-def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
-            batch_size=64, optimizer="adam", lr=None, seed=0, repeats=1, shuffle="epoch",
+def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=None,
+            batch_size=None, optimizer=None, lr=None, seed=0, repeats=1, shuffle="epoch",
             threads=1, early_stopping=None, log=None, progress=None, keep_going=True):
     """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
+
+    epochs, batch_size, optimizer, lr: None gives each model its own defaults (the
+    notebook's models: 6 epochs of Adam on batches of 64, as the notebook).
 
     repeats: train each model with seeds ``seed .. seed+repeats-1`` (initialisation, order
     and dropout) and report the per-epoch mean, with each run kept in ``runs``: one Keras
@@ -115,6 +118,91 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
                                          time.perf_counter() - t0, error,
                                          hists if repeats > 1 else None))
     return results
+
+
+@dataclass
+class FoldSummary:
+    """One model at one ``factors`` setting over several folds: the final epoch's
+    validation figures per fold (never a best epoch: a fold's test set chooses nothing)."""
+
+    model: str
+    factors: int | None
+    params: dict
+    folds: dict            # fold name -> {"mse", "rmse", "mae", "epochs", "seconds"}
+    errors: dict           # fold name -> error message
+
+    def _stat(self, key):
+        vals = [f[key] for f in self.folds.values()]
+        if not vals or self.errors:
+            return math.nan, math.nan
+        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+    @property
+    def rmse(self):
+        """(mean, sample std) of the final-epoch RMSE over the folds."""
+        return self._stat("rmse")
+
+    @property
+    def mse(self):
+        return self._stat("mse")
+
+    def as_dict(self):
+        (rm, rs), (mm, ms) = self.rmse, self.mse
+        return {"model": self.model, "factors": self.factors, "params": self.params,
+                "folds": self.folds, "errors": self.errors,
+                "rmse_mean": rm, "rmse_std": rs, "mse_mean": mm, "mse_std": ms}
+
+
+def compare_folds(folds, **options):
+    """:func:`compare` on each fold of ``folds`` (``[(name, train, test), ...]``, e.g.
+    GroupLens' u1..u5) with the same ``options``; returns one :class:`FoldSummary` per model
+    and ``factors``, in training order, holding each fold's final-epoch figures."""
+    log = options.get("log")
+    by_key = {}
+    for name, train, test in folds:
+        if log:
+            log(f"=== fold {name}: {len(train):,} train / {len(test):,} test ratings")
+        for r in compare(train, test, **options):
+            key = (r.model, r.factors)
+            s = by_key.setdefault(key, FoldSummary(r.model, r.factors, r.params, {}, {}))
+            if r.error:
+                s.errors[name] = r.error
+                continue
+            h = r.history
+            s.folds[name] = {"mse": h["val_mse"][-1], "rmse": h["val_rmse"][-1],
+                             "mae": h["val_mae"][-1], "epochs": len(h["val_mse"]),
+                             "seconds": r.seconds}
+    return list(by_key.values())
+
+
+def format_folds(summaries, markdown=False) -> str:
+    """Per model: final-epoch RMSE on each fold, then mean +- sample std over the folds."""
+    names = []
+    for s in summaries:
+        names += [f for f in list(s.folds) + list(s.errors) if f not in names]
+    rows = []
+    for s in summaries:
+        cells = []
+        for f in names:
+            cells.append(f"{s.folds[f]['rmse']:.4f}" if f in s.folds else "failed")
+        m, sd = s.rmse
+        cells.append("-" if math.isnan(m) else f"{m:.4f} +- {sd:.4f}")
+        rows.append((s.model, str(_k(s)), cells))
+    if markdown:
+        out = ["| model | k | " + " | ".join(names) + " | mean +- std |",
+               "|" + " --- |" * (len(names) + 3)]
+        out += [f"| {m} | {k} | " + " | ".join(c) + " |" for m, k, c in rows]
+    else:
+        out = [f"{'model':<18} {'k':>3}  " + "  ".join(f"{f:>7}" for f in names)
+               + f"  {'mean +- std':>17}"]
+        out += [f"{m:<18} {k:>3}  " + "  ".join(f"{c:>7}" for c in cs[:-1]) + f"  {cs[-1]:>17}"
+                for m, k, cs in rows]
+    out += ["", "Test RMSE of the final epoch on each fold (nothing chosen on a test fold); "
+                "std is the sample standard deviation over the folds."]
+    for s in summaries:
+        for f, err in s.errors.items():
+            out.append(f"{s.model}, k={_k(s)}, fold {f} failed: {err}")
+    return "\n".join(out)
 
 
 def _mean_history(hists):

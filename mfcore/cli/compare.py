@@ -44,6 +44,10 @@ def _same_destination(a, b) -> bool:
 @click.option("--factors", callback=_int_csv, default="10,50", show_default=True,
               help="Comma-separated embedding sizes k.")
 @training_options
+@click.option("--folds", callback=_csv, default="", metavar="FOLDS",
+              help="Run on each of these GroupLens ml-100k folds (e.g. u1,u2,u3,u4,u5) and "
+                   "report each model's final-epoch test RMSE per fold and its mean +- std "
+                   "(instead of --split).")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each model with seeds SEED .. SEED+N-1 and report the mean curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -54,8 +58,8 @@ def _same_destination(a, b) -> bool:
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
 def compare(dataset, data, sep, header, models, factors, split, split_seed, train_fraction,
-            epochs, batch_size, optimizer, lr, seed, shuffle, threads, patience, repeats,
-            as_json, markdown, plot_path, progress, quiet):
+            epochs, batch_size, optimizer, lr, seed, shuffle, threads, patience, folds,
+            repeats, as_json, markdown, plot_path, progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -67,6 +71,8 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
       mfcore compare --dataset ml-100k --shuffle once --repeats 3   # as the parity tests
       mfcore compare --dataset ml-100k --models mfb,mfbs,nn --factors 10 --markdown
       mfcore compare --dataset ml-100k --plot curves.png
+      mfcore compare --dataset ml-100k --models svdpp,timesvdpp --factors 50 \\
+          --folds u1,u2,u3,u4,u5
     """
     from ..compare import (NOTEBOOK_MODELS, compare as run_compare, format_json,
                            format_markdown, format_table, plot_curves)
@@ -92,8 +98,27 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
             raise click.BadParameter(f"{plot_path}: matplotlib cannot write .{ext} files; use "
                                      f"one of {', '.join(sorted(formats))}",
                                      param_hint="--plot")
+    if folds:
+        from ..registry import SPLITS
+        bad = [f for f in folds if f.lower() not in SPLITS[2:]]
+        if bad:
+            raise click.BadParameter(f"{bad[0]!r} is not a GroupLens fold; use u1 .. u5",
+                                     param_hint="--folds")
+        if split.lower() != "random":
+            raise click.UsageError("give either --split or --folds, not both")
+        if plot_path:
+            raise click.UsageError("--plot draws one split's curves; it does not go with "
+                                   "--folds")
+        if repeats > 1:
+            raise click.UsageError("--repeats does not go with --folds")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
+    if folds:
+        _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
+                       progress, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                       lr=lr, seed=seed, shuffle=shuffle, threads=threads,
+                       early_stopping=patience)
+        return
     train, val = split_from_options(ratings, dataset, split.lower(), train_fraction, split_seed)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     if not quiet:
@@ -124,4 +149,29 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
             click.echo(f"learning curves written to {plot_path}", err=True)
     failed = [r for r in results if r.error]
     if failed:
+        raise SystemExit(1)
+
+
+def _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
+                   progress, **fit):
+    """``compare --folds``: every model on every fold; the per-fold and mean table."""
+    import json
+
+    from ..compare import compare_folds, format_folds
+    data = [(f.lower(), *split_from_options(ratings, dataset, f.lower(), 0.8, 0))
+            for f in folds]
+    log = None if quiet else (lambda line: click.echo(line, err=True))
+    t0 = time.perf_counter()
+    summaries = compare_folds(data, models=models, factors=factors, log=log,
+                              progress=progress, **fit)
+    wall = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"dataset": ratings.name, "folds": [f for f, _, _ in data],
+                               "wall_seconds": wall,
+                               "results": [s.as_dict() for s in summaries]}))
+    else:
+        click.echo(format_folds(summaries, markdown=markdown))
+        if not markdown:
+            click.echo(f"\nwall time {wall:.1f} s")
+    if any(s.errors for s in summaries):
         raise SystemExit(1)

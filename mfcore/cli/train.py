@@ -13,13 +13,21 @@ from . import main
 from .options import data_inputs, data_source_options, load_from_options, split_from_options
 from .outputs import check_output
 
-#: model options of the command line -> constructor keyword; only passed when given
+#: model options of the command line -> the constructor keyword(s) they set (the first
+#: one the model takes); only passed when given
 MODEL_OPTIONS = {
-    "factors": "factors", "l2": "l2", "l2_mode": "l2_mode", "sigmoid": "sigmoid",
-    "init": "init", "init_scale": "init_scale", "hidden": "hidden", "dropout": "dropout",
-    "input_dropout": "input_dropout", "batch_norm": "batch_norm", "activation": "activation",
-    "bias_factors": "bias_factors",
+    "factors": ("factors",), "l2": ("l2",), "l2_bias": ("l2_bias",), "l2_mode": ("l2_mode",),
+    "sigmoid": ("sigmoid",), "init": ("init",), "init_scale": ("init_scale",),
+    "hidden": ("hidden",), "dropout": ("dropout",), "input_dropout": ("input_dropout",),
+    "batch_norm": ("batch_norm",), "activation": ("activation",),
+    "bias_factors": ("bias_factors",), "implicit": ("implicit",), "flipped": ("flipped",),
+    "bins": ("bins", "time_bins"), "beta": ("beta",), "without": ("without",),
+    "time_features": ("time_features",), "time_inputs": ("time_inputs",),
+    "time_factors": ("time_factors",),
 }
+#: the time terms of timesvd/timesvdpp that ``--without`` switches off (the same names as
+#: mfcore.models.timesvdpp.TIME_TERMS, which this light module does not import)
+TIME_TERMS = ("drift", "user_day", "item_bins", "scale", "factor_drift")
 
 
 def _int_tuple(ctx, param, value):
@@ -41,8 +49,25 @@ def _float_or_tuple(ctx, param, value):
     return vals[0] if len(vals) == 1 else vals
 
 
+def _csv_tuple(ctx, param, value):
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _time_terms(ctx, param, value):
+    if value is None:
+        return None
+    terms = tuple(v.strip().replace("-", "_") for v in value.split(",") if v.strip())
+    bad = [t for t in terms if t not in TIME_TERMS]
+    if bad or not terms:
+        raise click.BadParameter(f"expected time terms from {', '.join(TIME_TERMS)} "
+                                 f"(comma-separated), got {value!r}")
+    return terms
+
+
 def model_options(f):
-    """The options that choose and configure a model (shared by train and compare)."""
+    """The options that choose and configure a model."""
     opts = [
         click.option("--model", "model_name", type=click.Choice(list(registry.MODELS)),
                      default="mfb", show_default=True, help="The model to train."),
@@ -70,6 +95,34 @@ def model_options(f):
         click.option("--activation", default=None, help="Hidden activation (relu, linear ...)."),
         click.option("--bias-factors", type=click.IntRange(min=1), default=None,
                      help="mixed-bias: size of the bias embedding vectors."),
+        click.option("--l2-bias", type=click.FloatRange(min=0), default=None,
+                     help="svdpp/timesvd/timesvdpp/baseline: L2 of the biases."),
+        click.option("--implicit", type=click.Choice(("train", "all")), default=None,
+                     help="svdpp/timesvdpp: N(u) from the training pairs (train, default) or "
+                          "also from the pairs being validated (all: who rated what is "
+                          "known, the Netflix-prize setting; it reveals which items are in "
+                          "the test set)."),
+        click.option("--flipped/--no-flipped", default=None,
+                     help="svdpp/timesvdpp: also represent items by the users who rated "
+                          "them (Rendle, Zhang & Koren 2019)."),
+        click.option("--bins", type=click.IntRange(min=1), default=None,
+                     help="Time bins over the training days [default: 30] (timesvd, "
+                          "timesvdpp; the NNs with --time-features)."),
+        click.option("--beta", type=click.FloatRange(min=0), default=None,
+                     help="timesvd/timesvdpp: exponent of dev_u(t) [default: 0.4]."),
+        click.option("--without", callback=_time_terms, default=None, metavar="TERMS",
+                     help="timesvd/timesvdpp: switch time terms off, for ablations: "
+                          "comma-separated from " + ", ".join(TIME_TERMS) + "."),
+        click.option("--time-features/--no-time-features", default=None,
+                     help="linear/nn/residual/mixed-*: time inputs to the MLP (the "
+                          "rating's time-bin embedding; optionally its (user, day) "
+                          "embedding and the user's drift dev_u(t)); see the README."),
+        click.option("--time-inputs", callback=_csv_tuple, default=None, metavar="INPUTS",
+                     help="Which time inputs --time-features adds: comma-separated from "
+                          "bin, day, dev [default: bin]."),
+        click.option("--time-factors", type=click.IntRange(min=1), default=None,
+                     help="Width of the time-bin embedding of --time-features [default: "
+                          "that of the embeddings beside it]."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -149,11 +202,11 @@ def build_model(model_name, seed, **given):
     for opt, value in given.items():
         if value is None:
             continue
-        key = MODEL_OPTIONS[opt]
-        if key not in accepted:
+        keys = [k for k in MODEL_OPTIONS[opt] if k in accepted]
+        if not keys:
             raise click.UsageError(f"--{opt.replace('_', '-')} does not apply to model "
                                    f"{model_name}")
-        params[key] = value
+        params[keys[0]] = value
     try:
         model = cls(**params)
         model._check()
@@ -181,10 +234,9 @@ def build_model(model_name, seed, **given):
 @click.option("-v", "--verbose", is_flag=True,
               help="Also report parameter counts, the optimizer settings and the time spent "
                    "outside the epochs (data loading, JIT compilation or cache loading).")
-def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
-          init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
-          split, split_seed, train_fraction, epochs, batch_size, optimizer, lr, seed, shuffle,
-          threads, patience, save_path, force, as_json, progress, quiet, verbose):
+def train(dataset, data, sep, header, model_name, split, split_seed, train_fraction, epochs,
+          batch_size, optimizer, lr, seed, shuffle, threads, patience, save_path, force,
+          as_json, progress, quiet, verbose, **model_opts):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split; for its models 6 epochs
@@ -199,11 +251,11 @@ def train(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid,
       mfcore train --dataset ml-100k --model mfbs --factors 50 --epochs 6
       mfcore train --data ratings.csv --sep , --model mf --optimizer sgd --batch-size 1
       mfcore train --dataset ml-100k --model mfb --l2 1e-5 --save mfb.npz --json
+      mfcore train --dataset ml-100k --split u1 --model timesvdpp --flipped
+      mfcore train --dataset ml-100k --split u1 --model timesvdpp --without scale,user_day
+      mfcore train --dataset ml-100k --split temporal --model nn --time-features
     """
-    model = build_model(model_name, seed, factors=factors, l2=l2, l2_mode=l2_mode,
-                        sigmoid=sigmoid, init=init, init_scale=init_scale, hidden=hidden,
-                        dropout=dropout, input_dropout=input_dropout, batch_norm=batch_norm,
-                        activation=activation, bias_factors=bias_factors)
+    model = build_model(model_name, seed, **model_opts)
     if quiet and verbose:
         raise click.UsageError("choose one of --quiet and --verbose")
     if force and not save_path:

@@ -19,6 +19,23 @@ from .outputs import check_output
 _MODEL_FILE = click.Path(exists=True, dir_okay=False)
 
 
+def _timestamp_callback(ctx, param, value):
+    if value is None:
+        return None
+    from ..data.pairs import parse_timestamp
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _timestamp_option(help_text):
+    return click.option("--timestamp", callback=_timestamp_callback, default=None,
+                        metavar="WHEN", help=help_text + " Seconds since 1970-01-01 UTC or "
+                        "an ISO date such as 1998-04-22 (time-aware models; others ignore "
+                        "it). [default: each user's last training day]")
+
+
 def _quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True,
                         help="Nothing on stderr but errors.")(f)
@@ -128,9 +145,13 @@ def _own_validation_split(model, model_file, quiet):
                    "all as the model's own val_loss does (ids outside the model are an "
                    "error), skip = leave them out, mean = predict the training mean.")
 @click.option("--clip", is_flag=True, help="Clip predictions to the training rating scale.")
+@_timestamp_option("Score every row at this time instead of its own timestamp (rows "
+                   "of data without timestamps are scored at the user's last training "
+                   "day).")
 @_json_option
 @_quiet_option
-def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, quiet):
+def evaluate(model_file, dataset, data, sep, header, unknown, clip, timestamp, as_json,
+             quiet):
     """MSE, RMSE and MAE of a saved model.
 
     Without --dataset/--data: on the model's own validation split, rebuilt from the data
@@ -156,7 +177,7 @@ def evaluate(model_file, dataset, data, sep, header, unknown, clip, as_json, qui
     from ..errors import UnknownIdsError
     policy = {"raise": "model", "skip": "skip", "mean": "mean"}[unknown]
     try:
-        res = model.evaluate(ratings, unknown=policy, clip=clip)
+        res = model.evaluate(ratings, unknown=policy, clip=clip, timestamp=timestamp)
     except UnknownIdsError as exc:
         raise UnknownIdsError(str(exc).replace("pass unknown='skip' or 'mean'",
                                                "pass --unknown skip or --unknown mean")) from None
@@ -202,8 +223,8 @@ def _write_atomic(path, text):
 @click.option("--user", default=None, help="Raw user id (with --item): one prediction.")
 @click.option("--item", default=None, help="Raw item id (with --user).")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="CSV of pairs: a header naming user and item columns, "
-              "or two columns user,item without header.")
+              default=None, help="CSV of pairs: a header naming user and item (and "
+              "optionally timestamp) columns, or two columns user,item without header.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
               default=None, help="Write user,item,prediction here (atomically); '-' or "
               "none: stdout.")
@@ -213,8 +234,11 @@ def _write_atomic(path, text):
               show_default=True, help="Pairs whose user or item had no training ratings: "
               "error, NaN, or the training mean rating.")
 @click.option("--clip", is_flag=True, help="Clip predictions to the training rating scale.")
+@_timestamp_option("When the ratings would be given (with --input: for rows without a "
+                   "timestamp column).")
 @_quiet_option
-def predict(model_file, user, item, input_path, output_path, sep, unknown, clip, quiet):
+def predict(model_file, user, item, input_path, output_path, sep, unknown, clip, timestamp,
+            quiet):
     """Predicted ratings of a saved model, for one pair or a file of pairs.
 
     Ids are raw ids, as in the data (integers for MovieLens); the output repeats them as
@@ -225,6 +249,7 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
       mfcore predict mfb.npz --user 196 --item 242
       mfcore predict mfb.npz --input pairs.csv --output preds.csv --clip
       mfcore predict mfb.npz --input pairs.csv --unknown mean > preds.csv
+      mfcore predict timesvdpp.npz --user 196 --item 242 --timestamp 1998-04-01
     """
     import numpy as np
 
@@ -250,16 +275,18 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
         i = parse_ids([item], model.item_ids_, "item")
         if unknown == "raise":
             _check_known(model, u, i)
-        p = model.predict(u, i, unknown=unknown, clip=clip)[0]
+        p = model.predict(u, i, timestamps=timestamp, unknown=unknown, clip=clip)[0]
         click.echo(str(np.float32(p)))
         return
-    tok_u, tok_i, lines = read_pairs(input_path, sep)
+    tok_u, tok_i, lines, stamps = read_pairs(input_path, sep, with_timestamps=True)
+    if stamps is None:
+        stamps = timestamp
     where = (input_path, lines)
     u = parse_ids(tok_u, model.user_ids_, "user", where)
     i = parse_ids(tok_i, model.item_ids_, "item", where)
     if unknown == "raise":
         _check_known(model, u, i, where)
-    pred = model.predict(u, i, unknown=unknown, clip=clip)
+    pred = model.predict(u, i, timestamps=stamps, unknown=unknown, clip=clip)
     text = "user,item,prediction\n" + "".join(
         f"{a},{b},{p}\n" for a, b, p in zip(tok_u, tok_i, pred.astype(str)))
     if output_path and output_path != "-":
@@ -309,9 +336,10 @@ def _print_items(rows, value_col):
               help="How many items.")
 @click.option("--include-seen", is_flag=True,
               help="Also recommend items the user rated in training.")
+@_timestamp_option("When the ratings would be given.")
 @_json_option
 @_quiet_option
-def recommend(model_file, user, n, include_seen, as_json, quiet):
+def recommend(model_file, user, n, include_seen, timestamp, as_json, quiet):
     """Top-N items for a user by predicted rating (titles when the model has them).
 
     Items the user rated in training are left out unless --include-seen; items without
@@ -324,7 +352,7 @@ def recommend(model_file, user, n, include_seen, as_json, quiet):
     """
     model = _load(model_file)
     u = _one_known_id(model, "user", user)
-    frame = model.recommend(u, n=n, exclude_seen=not include_seen)
+    frame = model.recommend(u, n=n, timestamp=timestamp, exclude_seen=not include_seen)
     rows = _frame_rows(frame, "score")
     if as_json:
         click.echo(json.dumps({"user": u, "n": n, "include_seen": include_seen,

@@ -33,11 +33,43 @@ def parse_ids(tokens, model_ids, what, where=None):
     raise ModelError(f"cannot read the {what} ids")  # pragma: no cover
 
 
-def read_pairs(path, sep=None):
+#: the smallest and largest timestamps accepted (1900-01-01 .. 2200-01-01, seconds, UTC)
+TIMESTAMP_RANGE = (-2_208_988_800, 7_258_118_400)
+
+
+def parse_timestamp(text, what="timestamp"):
+    """Seconds since 1970-01-01 UTC (int) from ``text``: an integer number of seconds
+    (``893286638``) or an ISO 8601 date or date-time (``1998-04-22``,
+    ``1998-04-22T23:10:38``; UTC unless it names an offset). ValueError (saying what is
+    wrong) otherwise."""
+    import datetime as dt
+    t = str(text).strip()
+    try:
+        value = int(t)
+    except ValueError:
+        try:
+            when = dt.datetime.fromisoformat(t)
+        except ValueError:
+            raise ValueError(f"{what} {t!r} is neither whole seconds since 1970-01-01 UTC "
+                             f"nor an ISO 8601 date such as 1998-04-22") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        value = int(when.timestamp())
+    lo, hi = TIMESTAMP_RANGE
+    if not lo <= value < hi:
+        raise ValueError(f"{what} {t!r} is outside the years 1900 .. 2199")
+    return value
+
+
+def read_pairs(path, sep=None, with_timestamps=False):
     """``(users, items, line_numbers)`` (raw-id strings, as written) from a delimited file
     with a header naming ``user`` and ``item`` columns, or exactly two columns without one.
 
-    Blank lines are skipped; bad lines raise DataError naming the file and line.
+    With ``with_timestamps``: ``(users, items, line_numbers, timestamps)``, the file may
+    also have a ``timestamp`` column named in its header (without a header, a third column
+    is refused: it could as well be a rating): seconds or ISO dates
+    (:func:`parse_timestamp`); ``timestamps`` is None when it has none. Blank lines are
+    skipped; bad lines raise DataError naming the file and line (and column).
     """
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -56,8 +88,8 @@ def read_pairs(path, sep=None):
     if len(sep) != 1:
         raise DataError(f"the separator must be one character, got {sep!r}", path=path)
     reader = csv.reader(lines[first:], delimiter=sep, skipinitialspace=sep == " ")
-    users, items, where = [], [], []
-    ucol = icol = ncols = None
+    users, items, where, stamps = [], [], [], []
+    ucol = icol = ncols = tcol = None
     for offset, fields in enumerate(reader):
         lineno = first + 1 + offset
         if not fields or all(not f.strip() for f in fields):
@@ -68,11 +100,15 @@ def read_pairs(path, sep=None):
             ncols = len(fields)
             if "user" in names and "item" in names:
                 ucol, icol = names.index("user"), names.index("item")
+                if with_timestamps and "timestamp" in names:
+                    tcol = names.index("timestamp")
                 continue
             if ncols != 2:
+                # a third column without a header could be a rating as well as a time
                 raise DataError(f"expected 2 fields (user{sep}item) or a header naming the "
-                                f"user and item columns, got {ncols} field(s)",
-                                path=path, line=lineno)
+                                f"user and item"
+                                + (" (and timestamp)" if with_timestamps else "")
+                                + f" columns, got {ncols} field(s)", path=path, line=lineno)
             ucol, icol = 0, 1
         if len(fields) != ncols:
             raise DataError(f"expected {ncols} fields, got {len(fields)}", path=path,
@@ -80,9 +116,17 @@ def read_pairs(path, sep=None):
         u, i = fields[ucol], fields[icol]
         if not u or not i:
             raise DataError(f"empty {'user' if not u else 'item'} id", path=path, line=lineno)
+        if tcol is not None:
+            try:
+                stamps.append(parse_timestamp(fields[tcol]))
+            except ValueError as exc:
+                raise DataError(str(exc), path=path, line=lineno, column=tcol + 1) from None
         users.append(u)
         items.append(i)
         where.append(lineno)
     if not users:
         raise DataError("no user,item pairs in the file", path=path)
+    if with_timestamps:
+        return users, items, where, (np.asarray(stamps, np.int64) if tcol is not None
+                                     else None)
     return users, items, where

@@ -112,6 +112,7 @@ class FitOptions:
     log: object
     callbacks: tuple
     threads: int = 1
+    lr_decay: float = 1.0
 
 
 #: what fit uses when neither the call nor the model's ``fit_defaults`` say (the notebook's)
@@ -121,7 +122,7 @@ FIT_DEFAULTS = {"epochs": 6, "batch_size": 64, "optimizer": "adam"}
 def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=None, lr=None,
                 beta_1=0.9, beta_2=0.999, epsilon=1e-7, keras_moments=True, shuffle="epoch",
                 seed=None, early_stopping=None, restore_best=True, verbose=1, progress=None,
-                log=None, callbacks=(), threads=1) -> FitOptions:
+                log=None, callbacks=(), threads=1, lr_decay=None) -> FitOptions:
     """Check :func:`fit`'s keyword arguments and resolve their defaults: what the call
     gives, else the model's ``fit_defaults``, else :data:`FIT_DEFAULTS` (the learning rate
     last from the optimizer)."""
@@ -134,6 +135,11 @@ def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=No
             lr = own.get("lr")
     opt = registry.optimizer(optimizer)
     lr = opt.default_lr if lr is None else lr
+    if lr_decay is None:
+        lr_decay = own.get("lr_decay", 1.0) if optimizer == own["optimizer"] else 1.0
+    if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float, np.floating)) \
+            or not 0 < lr_decay <= 1:
+        raise ModelError(f"lr_decay must be a number in (0, 1], got {lr_decay!r}")
     if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
         raise ModelError(f"epochs must be a non-negative integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not (isinstance(batch_size, (int, np.integer))
@@ -179,7 +185,7 @@ def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=No
     return FitOptions(int(epochs), int(batch_size), opt, float(lr), float(beta_1),
                       float(beta_2), float(epsilon), bool(keras_moments), shuffle, int(seed),
                       early_stopping, bool(restore_best), int(verbose), bool(progress), log,
-                      tuple(callbacks), int(threads))
+                      tuple(callbacks), int(threads), float(lr_decay))
 
 
 class Run:
@@ -246,31 +252,32 @@ class Run:
         finite?)."""
         model, o = self.model, self.o
         self._order(e, epoch)
+        lr = o.lr * o.lr_decay ** epoch
         T, P = model.tables_.arena, model._params()
         t_base = int(self.step[0])
         adam = o.optimizer.code == registry.ADAM
-        tables = (optim.catch_up_tables(t_base, self.n_batches, o.lr, o.beta_1, o.beta_2)
+        tables = (optim.catch_up_tables(t_base, self.n_batches, lr, o.beta_1, o.beta_2)
                   if adam else np.zeros((6, 1)))
         st = self.state
         O = OptArrays(st.M, st.V, st.last, st.m_theta, st.v_theta, self.step, self.dense,
                       tables, np.zeros(6, T.W.dtype))
-        cfg = self.cfg._replace(t_base=t_base)
+        cfg = self.cfg._replace(t_base=t_base, lr=lr)
         if self.grid is not None:
             g = self.grid
             with _threads(o.threads):
-                loss_sum = sgd.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, o.lr, o.seed,
+                loss_sum = sgd.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, lr, o.seed,
                                               epoch, g.losses,
                                               g.scratch(self.ws.size, T.W.dtype))
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.runs is not None:
             r = self.runs
-            loss_sum = sgd.user_runs_epoch(self.family, T, P, r.E, r.ptr, r.perm, o.lr, o.seed,
+            loss_sum = sgd.user_runs_epoch(self.family, T, P, r.E, r.ptr, r.perm, lr, o.seed,
                                            epoch, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.fused:
-            loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, o.lr, self.ws)
+            loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         else:
@@ -353,7 +360,9 @@ def fit(model, train, validation=None, **options):
     every epoch, also for per-sample SGD), ``"once"`` (one order for all the epochs of this
     call: what Keras 3 ``fit`` actually does after ``keras.utils.set_random_seed``, and so
     what produced the reference figures), or ``"none"`` (data order); seed: shuffling and
-    dropout seed (default: the model's ``seed``); threads: threads for per-sample SGD
+    dropout seed (default: the model's ``seed``); lr_decay: the learning rate of epoch
+    ``e`` (counted from the model's first) is ``lr * lr_decay**e`` (default 1, or the
+    model's with its own optimizer); threads: threads for per-sample SGD
     (``optimizer="sgd"``, ``batch_size=1``, ``shuffle="epoch"``: the grid of blocks gives
     bit-identical numbers for any number of threads; default 1); early_stopping: patience
     in epochs on validation MSE (None: off), restoring the best epoch's weights when
@@ -371,7 +380,8 @@ def fit(model, train, validation=None, **options):
     if validation is not None and len(validation):
         val = (model._encode_ratings(validation), validation.ratings)
     hist = History(settings={"optimizer": o.optimizer.name, "lr": o.lr,
-                             "batch_size": o.batch_size, "epochs": o.epochs,
+                             "lr_decay": o.lr_decay, "batch_size": o.batch_size,
+                             "epochs": o.epochs,
                              "shuffle": o.shuffle, "seed": o.seed, "threads": o.threads})
     best = (math.inf, None, None)  # (val mse, epoch, snapshot)
     since_best = 0

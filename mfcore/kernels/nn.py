@@ -16,7 +16,13 @@ where
   ``DOT_TABLES``, mixed-bias' ``e_u . e_m``) or the dot product of two program tensors
   ``dot_u`` and ``dot_i`` (mode ``DOT_TENSORS``, mixed-interaction's ``T(e_u) . T'(e_m)``);
 - the scalar biases are columns ``bias_u``/``bias_i`` of the tables (-1: none); ``out`` is
-  the program tensor added to ``z`` (-1: none).
+  the program tensor added to ``z`` (-1: none);
+- time inputs (``--time-features``, -1: none): tensor units ``in_t .. in_t+t_len-1`` are the
+  row of table ``time_bins`` (t=2) of the rating's time bin (record column ``BIN``); units
+  ``in_ud .. in_ud+ud_len-1`` the row of table ``user_days`` (t=3) of the rating's (user,
+  day) (record column ``UD``; -1, a pair training never had: zeros, and no gradient); unit
+  ``in_dev`` is the rating's scaled drift ``dev_u(t)`` (record column ``DEV``). Bin and
+  user-day rows get their gradients like the user and item rows; the drift is data.
 
 Backward for the batch mean of ``(y_hat - y)^2``: ``d = 2 (y_hat - y)/n * dy_hat/dz``; dot
 mode ``DOT_TABLES`` adds ``d q`` / ``d p`` to the rows' gradients, ``DOT_TENSORS`` adds
@@ -39,9 +45,13 @@ from ..layout import fields
 from . import CORE, mlp
 from .output import output
 
-USERS, ITEMS = 0, 1
+USERS, ITEMS, TIMES, UDAYS = 0, 1, 2, 3
+#: record columns of the time inputs (models with time features)
+BIN, DEV, UD = 3, 4, 5
 HEAD = fields("NNHead", "p0 in_u u_col u_len in_i i_col i_len dot_mode dot_u dot_i dot_len "
-                        "out bias_u bias_i sigmoid")
+                        "out bias_u bias_i sigmoid in_t t_len in_dev in_ud ud_len")
+#: fields of the head in mfcore 0.1.0 (up to ``sigmoid``; version-1 model files)
+V1_HEAD_LEN = 15
 
 DOT_NONE = 0
 DOT_TABLES = 1
@@ -67,6 +77,25 @@ def _gather(T, spec, S, start, n, ws):
             ws[base + in_u + j] = U[u, uc + j]
         for j in range(il):
             ws[base + in_i + j] = I[i, ic + j]
+    in_t, tl, in_dev = spec[HEAD.in_t], spec[HEAD.t_len], spec[HEAD.in_dev]
+    if in_t >= 0:
+        B = view(T.W, T, TIMES)
+        for b in range(n):
+            base = _row_base(spec, p0, b)
+            t = S.X[start + b, BIN]
+            for j in range(tl):
+                ws[base + in_t + j] = B[t, j]
+    if in_dev >= 0:
+        for b in range(n):
+            ws[_row_base(spec, p0, b) + in_dev] = S.Xf[start + b, DEV]
+    in_ud, udl = spec[HEAD.in_ud], spec[HEAD.ud_len]
+    if in_ud >= 0:
+        D = view(T.W, T, UDAYS)
+        for b in range(n):
+            base = _row_base(spec, p0, b)
+            r = S.X[start + b, UD]
+            for j in range(udl):
+                ws[base + in_ud + j] = D[r, j] if r >= 0 else 0.0
 
 
 @njit(**CORE, inline="always")
@@ -95,6 +124,13 @@ def touch(T, P, S, start, n, K):
     for j in range(start, start + n):
         touch_row(T, K, USERS, S.X[j, USER])
         touch_row(T, K, ITEMS, S.X[j, ITEM])
+    if P.spec[HEAD.in_t] >= 0:
+        for j in range(start, start + n):
+            touch_row(T, K, TIMES, S.X[j, BIN])
+    if P.spec[HEAD.in_ud] >= 0:
+        for j in range(start, start + n):
+            if S.X[j, UD] >= 0:
+                touch_row(T, K, UDAYS, S.X[j, UD])
 
 
 @njit(**CORE)
@@ -106,11 +142,16 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     sig = spec[HEAD.sigmoid] != 0
     scale = fspec[0]
     cu, ci = T.cols[USERS], T.cols[ITEMS]
-    stage = _row_base(spec, p0, n)  # per-sample row gradients: users then items
+    in_t, tl = spec[HEAD.in_t], spec[HEAD.t_len]
+    ct = tl if in_t >= 0 else 0
+    in_ud, udl = spec[HEAD.in_ud], spec[HEAD.ud_len]
+    cd = udl if in_ud >= 0 else 0
+    rc = cu + ci + ct + cd
+    stage = _row_base(spec, p0, n)  # per-sample row gradients: users, items[, time bins]
     _gather(T, spec, S, start, n, ws)
     mlp.forward(spec, p0, fspec, theta, P.state, ws, n, seed, step, training)
     mlp.zero_grads(spec, p0, ws, n)
-    for j in range(stage, stage + n * (cu + ci)):
+    for j in range(stage, stage + n * rc):
         ws[j] = 0.0
     mode = spec[HEAD.dot_mode]
     du, di, dl = spec[HEAD.dot_u], spec[HEAD.dot_i], spec[HEAD.dot_len]
@@ -121,7 +162,7 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
         base = _row_base(spec, p0, b)
         u = S.X[start + b, USER]
         i = S.X[start + b, ITEM]
-        gu = stage + b * (cu + ci)
+        gu = stage + b * rc
         gi = gu + cu
         z = _z(spec, U, I, u, i, ws, base)
         p, dp = output(z, sig, scale)
@@ -149,16 +190,30 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     in_i, ic, il = spec[HEAD.in_i], spec[HEAD.i_col], spec[HEAD.i_len]
     for b in range(n):
         g = _row_base(spec, p0, b) + wa
-        gu = stage + b * (cu + ci)
+        gu = stage + b * rc
         gi = gu + cu
         for j in range(ul):
             ws[gu + uc + j] += ws[g + in_u + j]
         for j in range(il):
             ws[gi + ic + j] += ws[g + in_i + j]
+        for j in range(ct):
+            ws[gi + ci + j] += ws[g + in_t + j]
+        for j in range(cd):
+            ws[gi + ci + ct + j] += ws[g + in_ud + j]
         emit(T, R, USERS, S.X[start + b, USER], ws[gu:gu + cu])
     for b in range(n):
-        gi = stage + b * (cu + ci) + cu
+        gi = stage + b * rc + cu
         emit(T, R, ITEMS, S.X[start + b, ITEM], ws[gi:gi + ci])
+    if ct > 0:
+        for b in range(n):
+            gt = stage + b * rc + cu + ci
+            emit(T, R, TIMES, S.X[start + b, BIN], ws[gt:gt + ct])
+    if cd > 0:
+        for b in range(n):
+            r = S.X[start + b, UD]
+            if r >= 0:
+                gd = stage + b * rc + cu + ci + ct
+                emit(T, R, UDAYS, r, ws[gd:gd + cd])
     return sse
 
 
@@ -193,5 +248,5 @@ def tensor_values(T, P, S, start, n, ws, t, dim, out):
 
 def workspace_size(program_size, batch, row_cols):
     """Floats of scratch for ``batch`` samples: the program's plus the staged row
-    gradients (``row_cols`` = user columns + item columns per sample)."""
+    gradients (``row_cols`` = user + item [+ time-bin + user-day] columns per sample)."""
     return program_size + max(1, batch) * row_cols

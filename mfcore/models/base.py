@@ -146,6 +146,11 @@ class RatingModel:
     def _load_context(self, arrays: dict):
         """Restore it from :meth:`_context_state`'s arrays; ValueError when they are bad."""
 
+    def _v1_kernel_settings(self, design: Design):
+        """``(spec, fspec)`` of ``design`` as mfcore 0.1.0 laid them out (what a version-1
+        model file holds); default: unchanged."""
+        return design.spec, design.fspec
+
     @classmethod
     def gradcheck_configs(cls) -> list:
         """Small hyper-parameter sets that together exercise every gradient path."""
@@ -347,12 +352,15 @@ class RatingModel:
         return runs
 
     def _predict_records(self, S: samples.Samples) -> np.ndarray:
-        """Raw model output (float32, shape (n,)) for records."""
+        """The model's predictions (float32, shape (n,)) for records: the kernel's output,
+        clipped to the training rating range for models whose ``clip`` is on."""
         n = S.X.shape[0]
         out = np.empty(n, np.float32)
         chunk = max(1, min(PREDICT_CHUNK, n))
         loop.predict_all(self.kernel_family, self.tables_.arena, self._params(), S, out,
                          self._workspace(chunk), chunk)
+        if getattr(self, "clip", False):
+            np.clip(out, self.rating_min_, self.rating_max_, out=out)
         return out
 
     def _predict_indices(self, users, items, timestamps=None) -> np.ndarray:
@@ -444,9 +452,13 @@ class RatingModel:
             np.clip(out, self.rating_min_, self.rating_max_, out=out)
         return out
 
-    def evaluate(self, data, *, unknown="model", clip=False) -> dict:
+    def evaluate(self, data, *, unknown="model", clip=False, timestamp=None) -> dict:
         """MSE, RMSE and MAE on ``data``: a Ratings (its own id maps or the model's) or a
         DataFrame with raw ids user, item, rating [, timestamp].
+
+        Time-aware models use each row's timestamp; ``timestamp`` (seconds) puts every row
+        at that time instead, and data without timestamps (all 0) is scored at each user's
+        last training day.
 
         unknown: rows whose user or item had no training ratings. ``"model"`` (default)
         scores every row with the model, as Keras' ``val_loss`` does (ids outside the
@@ -467,6 +479,10 @@ class RatingModel:
         y, ts = data.ratings, data.timestamps
         if len(y) == 0:
             raise ModelError("nothing to evaluate: the data set is empty")
+        if timestamp is not None:
+            ts = np.full(len(y), timestamp, np.int64)
+        elif not np.any(ts != 0):
+            ts = None  # no timestamps: each user's last training day
         outside = (users < 0) | (items < 0)
         if unknown == "model" and outside.any():
             j = int(np.flatnonzero(outside)[0])
@@ -485,12 +501,14 @@ class RatingModel:
                 raise ModelError(f"{data.name}: none of its {len(y):,} rows has a user and an "
                                  f"item with training ratings; nothing to evaluate")
             skipped = int((~known).sum())
-            pred = self._predict_indices(users[known], items[known], ts[known])
+            pred = self._predict_indices(users[known], items[known],
+                                         None if ts is None else ts[known])
             y = y[known]
         else:
             mean_filled = int((~known).sum())
             pred = np.full(len(y), self.global_mean_, np.float32)
-            pred[known] = self._predict_indices(users[known], items[known], ts[known])
+            pred[known] = self._predict_indices(users[known], items[known],
+                                                None if ts is None else ts[known])
         if clip:
             np.clip(pred, self.rating_min_, self.rating_max_, out=pred)
         sse, sae = loop.error_sums(pred, y)

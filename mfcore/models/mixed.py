@@ -11,8 +11,8 @@ from ..kernels import mlp
 from ..kernels import nn as kernel
 from .base import PREDICT_CHUNK
 from .mf import check_factors, check_init, check_l2, check_scale
-from .nn import (_ProgramModel, check_activation, check_bool, check_rate, check_widths,
-                 normalise, per_layer)
+from .nn import (DEFAULT_TIME_INPUTS, TIME_FEATURES_DOC, _ProgramModel, check_activation,
+                 check_bool, check_rate, check_widths, normalise, per_layer)
 
 
 class MixedBias(_ProgramModel):
@@ -37,13 +37,20 @@ class MixedBias(_ProgramModel):
     ``MixedBias(factors=10, bias_factors=k)`` (:meth:`keras_reference`).
     """
 
+    __doc__ += TIME_FEATURES_DOC
+
     name = "mixed-bias"
 
     def __init__(self, factors=10, *, bias_factors=10, hidden=None, activation="linear",
                  dropout=0.4, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
-                 init="uniform", init_scale=0.05, seed=0):
+                 init="uniform", init_scale=0.05, time_features=False,
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
         self.factors = factors
         self.bias_factors = bias_factors
+        self.time_features = time_features
+        self.time_inputs = normalise(time_inputs)
+        self.time_bins = time_bins
+        self.time_factors = time_factors
         self.hidden = normalise(hidden)
         self.activation = activation
         self.dropout = normalise(dropout)
@@ -66,6 +73,7 @@ class MixedBias(_ProgramModel):
         check_scale(self.scale)
         check_l2(self.l2, self.l2_mode)
         check_init(self.init, self.init_scale)
+        self._check_time_params()
 
     @classmethod
     def keras_reference(cls, k):
@@ -79,18 +87,20 @@ class MixedBias(_ProgramModel):
     def _design(self, n_users, n_items):
         f, bf = self.factors, self.bias_factors
         b = mlp.ProgramBuilder(fspec_base=1)
-        x = b.tensor(2 * bf)
-        d = 2 * bf
+        x0, d, time_head = self._time_input(b, 2 * bf, bf)
+        x = x0
         for h, rate in zip(self._hidden, self._dropouts):
             x = b.dense(x, d, h, self.activation)
             d = h
             if rate > 0:
                 x = b.dropout(x, d, rate)
         out = b.dense(x, d, 1, "linear")
-        tables = self._embedding_tables(n_users, n_items, self._cols, self.l2)
-        return self._program_design(tables, b, self.scale, in_u=0, u_col=f, u_len=bf, in_i=bf,
-                                    i_col=f, i_len=bf, dot_mode=kernel.DOT_TABLES, dot_u=0,
-                                    dot_i=0, dot_len=f, out=out, sigmoid=int(self.sigmoid))
+        tables = (self._embedding_tables(n_users, n_items, self._cols, self.l2)
+                  + self._time_tables(bf))
+        return self._program_design(tables, b, self.scale, in_u=x0, u_col=f, u_len=bf,
+                                    in_i=x0 + bf, i_col=f, i_len=bf,
+                                    dot_mode=kernel.DOT_TABLES, dot_u=0, dot_i=0, dot_len=f,
+                                    out=out, sigmoid=int(self.sigmoid), **time_head)
 
     @classmethod
     def gradcheck_configs(cls):
@@ -102,6 +112,9 @@ class MixedBias(_ProgramModel):
             {**base, "hidden": (4, 3), "activation": "elu", "dropout": (0.3, 0.0),
              "sigmoid": False},
             {**base, "hidden": (3,), "l2": 0.05, "l2_mode": "keras"},
+            {**base, "hidden": (3,), "activation": "relu", "time_features": True,
+             "time_bins": 4, "l2": 0.05, "l2_mode": "per-sample",
+             "time_inputs": ("bin", "day", "dev")},
         ]
 
     def item_embeddings(self):
@@ -133,12 +146,19 @@ class MixedInteraction(_ProgramModel):
     ``MixedInteraction(factors=k)``.
     """
 
+    __doc__ += TIME_FEATURES_DOC
+
     name = "mixed-interaction"
 
     def __init__(self, factors=10, *, tower=None, activation="relu", dropout=0.0,
                  tower_bias=True, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
-                 init="uniform", init_scale=0.05, seed=0):
+                 init="uniform", init_scale=0.05, time_features=False,
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
         self.factors = factors
+        self.time_features = time_features
+        self.time_inputs = normalise(time_inputs)
+        self.time_bins = time_bins
+        self.time_factors = time_factors
         self.tower = normalise(tower)
         self.activation = activation
         self.dropout = normalise(dropout)
@@ -165,13 +185,13 @@ class MixedInteraction(_ProgramModel):
         check_scale(self.scale)
         check_l2(self.l2, self.l2_mode)
         check_init(self.init, self.init_scale)
+        self._check_time_params()
 
     @classmethod
     def keras_reference(cls, k):
         return cls(factors=k)
 
-    def _tower_ops(self, b, x):
-        d = self.factors
+    def _tower_ops(self, b, x, d):
         n = len(self._tower)
         for j, h in enumerate(self._tower):
             last = j == n - 1
@@ -184,17 +204,17 @@ class MixedInteraction(_ProgramModel):
     def _design(self, n_users, n_items):
         k = self.factors
         b = mlp.ProgramBuilder(fspec_base=1)
-        tu = b.tensor(k)
+        tu, du, time_head = self._time_input(b, k, k)  # the user tower gets the time inputs
         ti = b.tensor(k)
-        ou, d = self._tower_ops(b, tu)
-        om, _ = self._tower_ops(b, ti)
+        ou, d = self._tower_ops(b, tu, du)
+        om, _ = self._tower_ops(b, ti, k)
         l2 = np.zeros(k + 1)
         l2[:k] = self.l2
-        tables = self._embedding_tables(n_users, n_items, k + 1, l2)
+        tables = self._embedding_tables(n_users, n_items, k + 1, l2) + self._time_tables(k)
         return self._program_design(tables, b, self.scale, notes={"item_out": (om, d)},
                                     in_u=tu, u_col=0, u_len=k, in_i=ti, i_col=0, i_len=k,
                                     dot_mode=kernel.DOT_TENSORS, dot_u=ou, dot_i=om, dot_len=d,
-                                    bias_u=k, bias_i=k, sigmoid=int(self.sigmoid))
+                                    bias_u=k, bias_i=k, sigmoid=int(self.sigmoid), **time_head)
 
     @classmethod
     def gradcheck_configs(cls):
@@ -204,6 +224,8 @@ class MixedInteraction(_ProgramModel):
             {**base, "tower": (4, 3), "activation": "tanh", "dropout": 0.3,
              "sigmoid": False},
             {**base, "tower": (2,), "tower_bias": False, "l2": 0.05, "l2_mode": "keras"},
+            {**base, "tower": (4, 3), "dropout": 0.2, "time_features": True, "time_bins": 3,
+             "time_factors": 2, "time_inputs": ("bin", "day", "dev")},
         ]
 
     def item_embeddings(self):
@@ -214,7 +236,10 @@ class MixedInteraction(_ProgramModel):
         out = np.zeros((n, d), np.float32)
         chunk = max(1, min(PREDICT_CHUNK, n))
         ws = self._workspace(chunk)
-        S = samples.pack(np.zeros(n, np.int32), np.arange(n, dtype=np.int32))
+        # the item tower reads no time inputs: a zero bin and drift fill the records
+        context = ((np.zeros(n, np.int32), np.zeros(n, np.float32), np.full(n, -1, np.int32))
+                   if self.time_features else ())
+        S = samples.pack(np.zeros(n, np.int32), np.arange(n, dtype=np.int32), None, context)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             kernel.tensor_values(self.tables_.arena, self._params(), S, start, m, ws, t, d,

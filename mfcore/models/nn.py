@@ -7,6 +7,7 @@ import numpy as np
 
 from ..engine.tables import TableSpec
 from ..errors import ModelError
+from ..features.time import TimeAxis
 from ..kernels import mlp
 from ..kernels import nn as kernel
 from ..layout import pack
@@ -65,10 +66,150 @@ def normalise(v):
     return tuple(v) if isinstance(v, list) else v
 
 
+#: exponent of dev_u(t) for the time inputs (Koren's beta)
+TIME_BETA = 0.4
+#: the time inputs ``time_inputs`` chooses from
+TIME_INPUTS = ("bin", "day", "dev")
+#: chosen on an inner per-user temporal split of ml-100k's temporal training part (5 seeds
+#: each): the bin alone did best for nn, residual and linear; the drift input made every
+#: model worse there, the (user, day) input did not help (see the README)
+DEFAULT_TIME_INPUTS = ("bin",)
+
+TIME_FEATURES_DOC = """
+    Time inputs (``time_features=True``, default False; the notebook's unfinished "Temporal
+    information"), appended to the MLP's input (to the user tower's, for
+    mixed-interaction); ``time_inputs`` chooses them (default ``("bin",)``):
+
+    - ``"bin"``: the rating's time bin (``time_bins`` equal bins over the training days,
+      default 30) gets an embedding of ``time_factors`` columns (table ``time_bins``;
+      default: the width of the embeddings beside it);
+    - ``"day"``: the rating's (user, day) gets a one-column embedding (table
+      ``user_days``, Koren's day-specific user bias ``b_{u,t}``: one zero-initialised row
+      per (user, day) of training; a pair training never had gives 0);
+    - ``"dev"``: the user's drift ``dev_u(t) = sign(t - t_u) |t - t_u|^0.4`` (t in days,
+      t_u the user's mean training day, t held inside the user's training days), divided
+      by its standard deviation over the training ratings.
+
+    Embedding L2 and init as the other embeddings. Prediction without a timestamp uses
+    the user's last training day; days outside the training span fall in the first or
+    the last bin.
+"""
+
+
 class _ProgramModel(RatingModel):
-    """A model whose kernel is :mod:`mfcore.kernels.nn` (a layer program plus a head)."""
+    """A model whose kernel is :mod:`mfcore.kernels.nn` (a layer program plus a head),
+    with the optional time inputs of :data:`TIME_FEATURES_DOC`."""
 
     kernel = "nn"
+    time_features = False
+    time_inputs = DEFAULT_TIME_INPUTS
+    time_bins = 30
+    time_factors = None
+
+    def _v1_kernel_settings(self, design):
+        """0.1.0's head had no time fields (it ended at ``sigmoid``)."""
+        spec = np.asarray(design.spec)
+        p0 = int(spec[kernel.HEAD.p0])
+        head = spec[:kernel.V1_HEAD_LEN].copy()
+        head[kernel.HEAD.p0] = kernel.V1_HEAD_LEN
+        return np.concatenate([head, spec[p0:]]), design.fspec
+
+    # ---- time inputs -------------------------------------------------------------------------
+    def _check_time_params(self):
+        check_bool(self.time_features, "time_features")
+        inputs = self.time_inputs
+        if isinstance(inputs, str):
+            inputs = tuple(v.strip() for v in inputs.split(",") if v.strip())
+        if not isinstance(inputs, (tuple, list)) or not inputs \
+                or any(v not in TIME_INPUTS for v in inputs) or len(set(inputs)) != len(inputs):
+            raise ModelError(f"time_inputs must be a non-empty selection of "
+                             f"{', '.join(TIME_INPUTS)}, got {self.time_inputs!r}")
+        self._time_inputs = tuple(v for v in TIME_INPUTS if v in inputs)
+        if isinstance(self.time_bins, bool) or not isinstance(self.time_bins, (int, np.integer)) \
+                or self.time_bins < 1:
+            raise ModelError(f"time_bins must be a positive integer, got {self.time_bins!r}")
+        if self.time_factors is not None:
+            check_factors(self.time_factors, "time_factors")
+
+    def _time_width(self, beside):
+        """Columns of a time-bin embedding: ``time_factors``, or ``beside`` by default."""
+        return int(self.time_factors) if self.time_factors is not None else int(beside)
+
+    def _time_input(self, b, width, beside):
+        """An input tensor of ``width`` units plus the time inputs when they are on:
+        ``(tensor, total width, head fields)``."""
+        if not self.time_features:
+            return b.tensor(width), width, {}
+        used = self._time_inputs
+        tw = self._time_width(beside) if "bin" in used else 0
+        ud = 1 if "day" in used else 0
+        dv = 1 if "dev" in used else 0
+        x = b.tensor(width + tw + ud + dv)
+        head = {}
+        if tw:
+            head.update(in_t=x + width, t_len=tw)
+        if ud:
+            head.update(in_ud=x + width + tw, ud_len=ud)
+        if dv:
+            head.update(in_dev=x + width + tw + ud)
+        return x, width + tw + ud + dv, head
+
+    def _time_tables(self, beside):
+        if not self.time_features:
+            return []
+        # both tables exist (the kernel knows them by position); an unused one has no rows
+        ax = getattr(self, "time_axis_", None)
+        used = self._time_inputs
+        n_ud = (ax.n_user_days if ax is not None else 1) if "day" in used else 0
+        return [TableSpec("time_bins", int(self.time_bins) if "bin" in used else 0,
+                          self._time_width(beside), init=self.init, scale=self.init_scale,
+                          l2=self.l2, l2_mode=self.l2_mode),
+                TableSpec("user_days", n_ud, 1, init="zeros", l2=self.l2,
+                          l2_mode=self.l2_mode)]
+
+    def _fit_context(self, train, validation):
+        self.time_axis_ = None
+        if not self.time_features:
+            return
+        if len(train) and not np.any(train.timestamps != 0):
+            raise ModelError(f"{self.name} with time_features needs timestamps, and the "
+                             f"training ratings have none (every timestamp is 0)")
+        ax = TimeAxis.fit(train.users, train.timestamps, train.n_users, self.time_bins,
+                          TIME_BETA)
+        dev = ax.dev(train.users, ax.days(train.users, train.timestamps))  # inside the span
+        sd = float(np.std(dev)) if len(dev) else 0.0
+        self.dev_scale_ = sd if sd > 0 and np.isfinite(sd) else 1.0
+        self.time_axis_ = ax
+
+    def _context(self, users, items, timestamps):
+        ax = getattr(self, "time_axis_", None)
+        if ax is None:
+            return ()
+        days = ax.days(users, timestamps)
+        dev = ax.dev(users, ax.clamp_to_user(users, days)) / self.dev_scale_
+        return (ax.bins(days), dev.astype(np.float32), ax.user_day_rows(users, days))
+
+    def _context_state(self):
+        ax = getattr(self, "time_axis_", None)
+        if ax is None:
+            return {}
+        out = {f"time.{k}": v for k, v in ax.state().items()}
+        out["time_dev_scale"] = np.float64(self.dev_scale_)
+        return out
+
+    def _load_context(self, arrays):
+        self.time_axis_ = None
+        if not self.time_features:
+            return
+        self.time_axis_ = TimeAxis.from_state(
+            {k[5:]: v for k, v in arrays.items() if k.startswith("time.")},
+            len(self.user_ids_))
+        if self.time_axis_.n_bins != self.time_bins:
+            raise ValueError("the time axis does not have time_bins bins")
+        scale = float(arrays["time_dev_scale"])
+        if not (scale > 0 and np.isfinite(scale)):
+            raise ValueError("time_dev_scale is not a positive number")
+        self.dev_scale_ = scale
 
     def _program_design(self, tables, builder, scale, notes=None, **head):
         """A Design from the two tables, a finished ProgramBuilder and the head's fields
@@ -141,11 +282,14 @@ class NN(_ProgramModel):
                             batch_norm=True)
     """
 
+    __doc__ += TIME_FEATURES_DOC
+
     name = "nn"
 
     def __init__(self, factors=10, *, hidden=None, activation="relu", dropout=0.4,
                  input_dropout=0.0, batch_norm=False, l2=0.0, l2_mode="keras",
-                 init="uniform", init_scale=0.05, seed=0):
+                 init="uniform", init_scale=0.05, time_features=False,
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
         self.factors = factors
         self.hidden = normalise(hidden)
         self.activation = activation
@@ -156,6 +300,10 @@ class NN(_ProgramModel):
         self.l2_mode = l2_mode
         self.init = init
         self.init_scale = init_scale
+        self.time_features = time_features
+        self.time_inputs = normalise(time_inputs)
+        self.time_bins = time_bins
+        self.time_factors = time_factors
         self.seed = seed
 
     def _validate(self):
@@ -169,6 +317,7 @@ class NN(_ProgramModel):
         self._input_dropout = check_rate(self.input_dropout, "input_dropout")
         check_l2(self.l2, self.l2_mode)
         check_init(self.init, self.init_scale)
+        self._check_time_params()
 
     def _default_hidden(self):
         return (max(1, int(2 * self.factors * 0.75)),)
@@ -192,16 +341,16 @@ class NN(_ProgramModel):
     def _design(self, n_users, n_items):
         k = self.factors
         b = mlp.ProgramBuilder(fspec_base=1)
-        x = b.tensor(2 * k)
-        d = 2 * k
+        x0, d, time_head = self._time_input(b, 2 * k, k)
+        x = x0
         if self._input_dropout > 0:
             x = b.dropout(x, d, self._input_dropout)
         x, d = self._body(b, x, d)
         out = b.dense(x, d, 1, "linear")
-        tables = self._embedding_tables(n_users, n_items, k, self.l2)
-        return self._program_design(tables, b, 1.0, in_u=0, u_col=0, u_len=k, in_i=k, i_col=0,
-                                    i_len=k, dot_mode=kernel.DOT_NONE, dot_len=0, out=out,
-                                    sigmoid=0)
+        tables = self._embedding_tables(n_users, n_items, k, self.l2) + self._time_tables(k)
+        return self._program_design(tables, b, 1.0, in_u=x0, u_col=0, u_len=k, in_i=x0 + k,
+                                    i_col=0, i_len=k, dot_mode=kernel.DOT_NONE, dot_len=0,
+                                    out=out, sigmoid=0, **time_head)
 
     @classmethod
     def gradcheck_configs(cls):
@@ -218,6 +367,12 @@ class NN(_ProgramModel):
             {**base, "hidden": (4,), "activation": "leaky_relu", "dropout": 0.0},
             {**base, "hidden": (4,), "dropout": 0.2, "l2": 0.05, "l2_mode": "keras"},
             {**base, "hidden": (4,), "dropout": 0.0, "l2": 0.05, "l2_mode": "per-sample"},
+            {**base, "hidden": (4,), "dropout": 0.2, "time_features": True, "time_bins": 4,
+             "time_factors": 2, "time_inputs": ("bin", "day", "dev")},
+            {**base, "hidden": (4,), "dropout": 0.0, "time_features": True,
+             "time_inputs": ("day",)},
+            {**base, "hidden": (4,), "dropout": 0.0, "time_features": True, "time_bins": 3,
+             "l2": 0.05, "l2_mode": "keras", "batch_norm": True},
         ]
 
     def item_embeddings(self):
@@ -233,16 +388,23 @@ class Linear(NN):
     :class:`NN`. Layout: ``U[u] = e_u``, ``I[i] = e_m``, ``theta = [W (2k), c]``.
     """
 
+    __doc__ += TIME_FEATURES_DOC
+
     name = "linear"
 
     def __init__(self, factors=10, *, l2=0.0, l2_mode="keras", init="uniform",
-                 init_scale=0.05, seed=0):
+                 init_scale=0.05, time_features=False, time_inputs=DEFAULT_TIME_INPUTS,
+                 time_bins=30, time_factors=None, seed=0):
         super().__init__(factors, hidden=(), dropout=0.0, l2=l2, l2_mode=l2_mode, init=init,
-                         init_scale=init_scale, seed=seed)
+                         init_scale=init_scale, time_features=time_features,
+                         time_inputs=time_inputs, time_bins=time_bins,
+                         time_factors=time_factors, seed=seed)
 
     @classmethod
     def gradcheck_configs(cls):
-        return [{"factors": 3}, {"factors": 2, "l2": 0.05, "l2_mode": "keras"}]
+        return [{"factors": 3}, {"factors": 2, "l2": 0.05, "l2_mode": "keras"},
+                {"factors": 2, "time_features": True, "time_bins": 3,
+                 "time_inputs": ("bin", "day", "dev")}]
 
 
 class ResidualNN(NN):
@@ -264,14 +426,19 @@ class ResidualNN(NN):
     seed: as :class:`NN`.
     """
 
+    __doc__ += TIME_FEATURES_DOC
+
     name = "residual"
 
     def __init__(self, factors=10, *, hidden=None, activation="relu", dropout=0.4,
                  input_dropout=0.0, batch_norm=False, l2=0.0, l2_mode="keras",
-                 init="uniform", init_scale=0.05, seed=0):
+                 init="uniform", init_scale=0.05, time_features=False,
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
         super().__init__(factors, hidden=hidden, activation=activation, dropout=dropout,
                          input_dropout=input_dropout, batch_norm=batch_norm, l2=l2,
-                         l2_mode=l2_mode, init=init, init_scale=init_scale, seed=seed)
+                         l2_mode=l2_mode, init=init, init_scale=init_scale,
+                         time_features=time_features, time_inputs=time_inputs,
+                         time_bins=time_bins, time_factors=time_factors, seed=seed)
 
     def _default_hidden(self):
         return (2 * self.factors,)
@@ -297,4 +464,6 @@ class ResidualNN(NN):
             {**base, "hidden": (6, 4), "dropout": (0.3, 0.0), "batch_norm": (False, True),
              "activation": "tanh"},
             {**base, "hidden": (4,), "dropout": 0.3, "input_dropout": 0.2},
+            {**base, "hidden": (5,), "dropout": 0.0, "time_features": True, "time_bins": 4,
+             "input_dropout": 0.2, "time_inputs": ("bin", "dev")},
         ]

@@ -244,9 +244,10 @@ def load_model(path):
     state = f.weights("state", (design.state_size,))
     if version == 1:
         spec, fspec = f.arrays.get("spec"), f.arrays.get("fspec")
-        if spec is None or fspec is None or not np.array_equal(spec, design.spec) \
-                or spec.dtype.kind not in "iu" or fspec.shape != np.shape(design.fspec) \
-                or not np.allclose(fspec, design.fspec):
+        want_spec, want_fspec = model._v1_kernel_settings(design)
+        if spec is None or fspec is None or not np.array_equal(spec, want_spec) \
+                or spec.dtype.kind not in "iu" or fspec.shape != np.shape(want_fspec) \
+                or not np.allclose(fspec, want_fspec):
             f.fail("kernel settings do not match the hyper-parameters")
     model._install(design, ParameterTables(design.tables, weights), theta.copy(), state.copy())
     model._built_params = model.get_params()
