@@ -192,13 +192,12 @@ def training_options(f):
     return split_options(fit_options(f))
 
 
-def build_model(model_name, seed, **given):
-    """A model from CLI options; options the model does not take are a usage error."""
-    from ..errors import ModelError
+def model_params(model_name, **given) -> dict:
+    """The constructor keywords of the model options given (None: not given); an option
+    the model does not take is a usage error."""
     from ..models import MODELS
-    cls = MODELS[model_name]
-    accepted = set(cls._param_names())
-    params = {"seed": seed}
+    accepted = set(MODELS[model_name]._param_names())
+    params = {}
     for opt, value in given.items():
         if value is None:
             continue
@@ -207,6 +206,15 @@ def build_model(model_name, seed, **given):
             raise click.UsageError(f"--{opt.replace('_', '-')} does not apply to model "
                                    f"{model_name}")
         params[keys[0]] = value
+    return params
+
+
+def build_model(model_name, seed, **given):
+    """A model from CLI options; options the model does not take are a usage error."""
+    from ..errors import ModelError
+    from ..models import MODELS
+    cls = MODELS[model_name]
+    params = {"seed": seed, **model_params(model_name, **given)}
     try:
         model = cls(**params)
         model._check()

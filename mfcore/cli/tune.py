@@ -15,10 +15,8 @@ import click
 from . import main
 from .options import data_inputs, data_source_options, load_from_options, split_from_options
 from .outputs import check_output
-from .train import MODEL_OPTIONS, _json_default, build_model, fit_options, model_options, \
+from .train import _json_default, build_model, fit_options, model_options, model_params, \
     split_options
-
-_MODEL_OPTION_NAMES = tuple(MODEL_OPTIONS)
 
 
 def _fit_options_single_threaded(f):
@@ -76,7 +74,7 @@ def _prestart(jobs, scheduler):
 def _given_model_params(model_name, seed, options):
     """The model options given on the command line, as constructor keywords (checked)."""
     build_model(model_name, seed, **options)  # usage errors for options the model lacks
-    return {MODEL_OPTIONS[k]: v for k, v in options.items() if v is not None}
+    return model_params(model_name, **options)
 
 
 def _fit_kwargs(epochs, batch_size, optimizer, lr, shuffle, patience):
@@ -132,10 +130,9 @@ def _folds_arg(ctx, param, value):
               help="K for k-fold cross-validation of the whole data set (folds seeded by "
                    "--seed), or GroupLens' ml-100k folds: u1,u2,u3,u4,u5.")
 @_execution_options
-def cv(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, init,
-       init_scale, hidden, dropout, input_dropout, batch_norm, activation, bias_factors,
-       epochs, batch_size, optimizer, lr, seed, shuffle, patience, folds, jobs, scheduler,
-       retries, as_json, markdown, progress, quiet):
+def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr, seed,
+       shuffle, patience, folds, jobs, scheduler, retries, as_json, markdown, progress, quiet,
+       **model_opts):
     """Cross-validate one model: RMSE and MAE per fold, their mean and standard deviation.
 
     Each fold trains on the other folds and is scored after its last epoch. With
@@ -151,10 +148,7 @@ def cv(dataset, data, sep, header, model_name, factors, l2, l2_mode, sigmoid, in
     """
     from ..tune import cross_validate
     _check_execution(jobs, scheduler, as_json, markdown)
-    model = build_model(model_name, seed, factors=factors, l2=l2, l2_mode=l2_mode,
-                        sigmoid=sigmoid, init=init, init_scale=init_scale, hidden=hidden,
-                        dropout=dropout, input_dropout=input_dropout, batch_norm=batch_norm,
-                        activation=activation, bias_factors=bias_factors)
+    model = build_model(model_name, seed, **model_opts)
     fit = _fit_kwargs(epochs, batch_size, optimizer, lr, shuffle, patience)
     log = _log(quiet)
     _prestart(jobs, scheduler)
@@ -242,11 +236,10 @@ def _f(v):
 @click.option("--force", is_flag=True,
               help="Let --save replace an existing file that is not an mfcore model.")
 @_execution_options
-def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_name, factors,
-         l2, l2_mode, sigmoid, init, init_scale, hidden, dropout, input_dropout, batch_norm,
-         activation, bias_factors, epochs, batch_size, optimizer, lr, seed, shuffle,
-         patience, grid, n_random, space, folds, holdout, metric, save_path, force, jobs,
-         scheduler, retries, as_json, markdown, progress, quiet):
+def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_name, epochs,
+         batch_size, optimizer, lr, seed, shuffle, patience, grid, n_random, space, folds,
+         holdout, metric, save_path, force, jobs, scheduler, retries, as_json, markdown,
+         progress, quiet, **model_opts):
     """Search hyper-parameters by grid or random search; print the ranked trials.
 
     The search sees only the training part of --split: every trial is scored by k-fold
@@ -280,10 +273,7 @@ def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_na
     if force and not save_path:
         raise click.UsageError("--force goes with --save")
     folds = 3 if folds is None and holdout is None else folds
-    given = _given_model_params(model_name, seed, dict(
-        factors=factors, l2=l2, l2_mode=l2_mode, sigmoid=sigmoid, init=init,
-        init_scale=init_scale, hidden=hidden, dropout=dropout, input_dropout=input_dropout,
-        batch_norm=batch_norm, activation=activation, bias_factors=bias_factors))
+    given = _given_model_params(model_name, seed, model_opts)
     fit = _fit_kwargs(epochs, batch_size, optimizer, lr, shuffle, patience)
     check_output(save_path, "--save", data_inputs(dataset, data, default_dataset="ml-1m"),
                  models_only=True, force=force)
