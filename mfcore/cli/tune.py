@@ -13,7 +13,8 @@ import time
 import click
 
 from . import main
-from .options import data_inputs, data_source_options, load_from_options, split_from_options
+from .options import check_grouplens_source, data_inputs, data_source_options, \
+    grouplens_fold_names, grouplens_folds, load_from_options, split_from_options
 from .outputs import check_output
 from .train import _json_default, build_model, fit_options, model_options, model_params, \
     split_options
@@ -113,13 +114,11 @@ def _folds_arg(ctx, param, value):
         if k < 2:
             raise click.BadParameter(f"need at least 2 folds, got {k}")
         return k
-    from ..data.splits import fold_number
-    from ..errors import DataError
     try:
-        return [f"u{fold_number(v)}" for v in text.split(",") if v.strip()]
-    except DataError:
+        return grouplens_fold_names(text)
+    except click.BadParameter as exc:
         raise click.BadParameter(f"expected a number of folds (5) or GroupLens fold names "
-                                 f"(u1,u2,u3,u4,u5), got {value!r}") from None
+                                 f"(u1,u2,u3,u4,u5): {exc.message}") from None
 
 
 @main.command()
@@ -146,25 +145,27 @@ def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr
       mfcore cv --dataset ml-100k --model svdpp --folds u1,u2,u3,u4,u5 --markdown
       mfcore cv --dataset ml-100k --model mfb --optimizer sgd --batch-size 1 --json
     """
-    from ..tune import cross_validate
+    from ..tune import FoldSet, cross_validate
     _check_execution(jobs, scheduler, as_json, markdown)
     model = build_model(model_name, seed, **model_opts)
     fit = _fit_kwargs(epochs, batch_size, optimizer, lr, shuffle, patience)
     log = _log(quiet)
-    _prestart(jobs, scheduler)
     if isinstance(folds, list):
-        if data or (dataset or "ml-1m").lower() != "ml-100k":
-            raise click.UsageError("GroupLens folds (u1 .. u5) exist for --dataset ml-100k "
-                                   "only")
-        ratings = None
-        log(f"{model!r} on ml-100k, GroupLens folds {','.join(folds)}")
+        check_grouplens_source(dataset, data, default_dataset="ml-1m")
+    _prestart(jobs, scheduler)
+    ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
+                                quiet=quiet)
+    if isinstance(folds, list):
+        # the same folds as --split uK (and compare --folds) cuts them
+        pairs = grouplens_folds(ratings, dataset, folds)
+        data_folds = FoldSet(pairs=[(tr, te) for _, tr, te in pairs], names=folds)
+        log(f"{model!r} on {ratings.name}, GroupLens folds {','.join(folds)}")
     else:
-        ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
-                                    quiet=quiet)
+        data_folds = ratings
         log(f"{model!r} on {ratings.name}: {folds}-fold cross-validation of "
             f"{len(ratings):,} ratings (seed {seed})")
     t0 = time.perf_counter()
-    frame = cross_validate(model, ratings, folds=folds, seed=seed, jobs=jobs,
+    frame = cross_validate(model, data_folds, folds=folds, seed=seed, jobs=jobs,
                            scheduler=scheduler, retries=retries, progress=progress, **fit)
     wall = time.perf_counter() - t0
     ok = frame[frame["error"].isna()]

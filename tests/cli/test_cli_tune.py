@@ -60,6 +60,7 @@ def test_cv_table_and_markdown(run):
 @pytest.mark.parametrize("args, message", [
     (["--folds", "1"], "need at least 2 folds"),
     (["--folds", "u9"], "GroupLens fold names"),
+    (["--folds", "u1,u1"], "named twice"),
     (["--folds", "u1", "--dataset", "ml-latest-small"], "for --dataset ml-100k only"),
     (["--json", "--markdown"], "choose one of --json and --markdown"),
     (["--model", "mfb", "--hidden", "3"], "--hidden does not apply to model mfb"),
@@ -67,6 +68,56 @@ def test_cv_table_and_markdown(run):
 def test_cv_usage_errors(run, args, message):
     res = run("cv", *(["--dataset", "ml-100k"] if "--dataset" not in args else []), *args)
     assert res.exit_code == 2 and message in res.stderr
+
+
+def test_compare_folds_runs_cv_for_each_model(run):
+    """compare --folds and cv --folds are one code path: the same per-fold figures, also
+    with early stopping (on an inner split of the fold's training part) and two jobs."""
+    opts = ["--folds", "u1,u2", "--epochs", "30", "--early-stopping", "1", "--lr", "0.05", *SGD]
+    res = run("compare", "--dataset", "ml-100k", "--models", "mfb", "--factors", "4", *opts,
+              "--jobs", "2", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    (cmp,) = json.loads(res.stdout)["results"]
+    ref = json.loads(run("cv", "--dataset", "ml-100k", "--model", "mfb", "--factors", "4",
+                         *opts, "--jobs", "1", "--json", "-q").stdout)
+    for fold in ref["folds"]:
+        mine = cmp["folds"][fold["fold"]]
+        assert (mine["rmse"], mine["mae"], mine["epochs"]) == \
+            (fold["rmse"], fold["mae"], fold["epochs"])
+    assert all(f["epochs"] < 30 for f in ref["folds"])  # stopped on the inner split
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--folds", "u1", "--threads", "2"], "--threads does not go with --folds"),
+    (["--jobs", "2"], "--jobs goes with --folds"),
+    (["--folds", "u1", "--dataset", "ml-1m"], "for --dataset ml-100k only"),
+    (["--folds", "u1,6"], "not a GroupLens fold"),
+])
+def test_compare_folds_usage_errors(run, args, message):
+    res = run("compare", *(["--dataset", "ml-100k"] if "--dataset" not in args else []),
+              *args)
+    assert res.exit_code == 2 and message in res.stderr
+
+
+def test_cv_and_tune_take_the_koren_and_time_options(run):
+    from mfcore.cli.train import model_params
+    assert model_params("nn", bins=4, time_features=True) == {"time_bins": 4,
+                                                              "time_features": True}
+    assert model_params("timesvd", bins=4) == {"bins": 4}
+    res = run("tune", "--dataset", "ml-100k", "--model", "timesvd", "--bins", "3",
+              "--without", "scale", "--l2-bias", "0.02", "--grid", "factors=2,3",
+              "--folds", "2", "--epochs", "1", "--jobs", "1", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["fixed"]["bins"], out["fixed"]["without"], out["fixed"]["l2_bias"]) == \
+        (3, ["scale"], 0.02)
+    assert all(t["error"] is None for t in out["trials"])
+    res = run("cv", "--dataset", "ml-100k", "--model", "svdpp", "--flipped", "--factors", "2",
+              "--folds", "2", "--epochs", "1", "--jobs", "1", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["params"]["flipped"] is True
+    res = run("cv", "--dataset", "ml-100k", "--model", "mfb", "--bins", "3")
+    assert res.exit_code == 2 and "--bins does not apply to model mfb" in res.stderr
 
 
 # ---- tune --------------------------------------------------------------------------------
