@@ -37,6 +37,15 @@ def tune(args, extra):
     return time.perf_counter() - t0, json.loads(out.stdout)
 
 
+def busy(result, workers=2):
+    """Share of the workers' time spent inside tasks (fits and scoring) during the
+    search: near 1, the workers were never idle (what is left of the wall time is start-up,
+    data loading and shipping, or other processes on the cores)."""
+    inside = sum(f["seconds"] for t in result["trials"] for f in t["folds"])
+    return inside / (result["wall_seconds"] * (1 if result["backend"].startswith("1 job")
+                                                else workers))
+
+
 def table(result):
     """The trials without timings: what must be identical."""
     def strip(d):
@@ -82,19 +91,28 @@ def main():
         cold, _ = tune(args, ["--scheduler", address])  # the workers load the kernels
         print(f"dask, first search on fresh workers: {cold:.2f} s", flush=True)
         walls = {"jobs 1": [], "jobs 2": [], "dask 2 workers": []}
+        inside = {k: [] for k in walls}
         tables = {}
         for _ in range(a.repeats):
             for name, extra in (("jobs 1", ["--jobs", "1"]), ("jobs 2", ["--jobs", "2"]),
                                 ("dask 2 workers", ["--scheduler", address])):
                 wall, result = tune(args, extra)
                 walls[name].append(wall)
+                inside[name].append(result["wall_seconds"])
                 tables.setdefault(name, table(result))
                 assert table(result) == tables[name], f"{name}: not reproducible"
-                print(f"{name:>15}: {wall:6.2f} s  (retried {result['retried']})", flush=True)
+                print(f"{name:>15}: {wall:6.2f} s, of which the search {result['wall_seconds']:6.2f}"
+                      f" s, workers busy {busy(result):.0%} (retried {result['retried']})",
+                      flush=True)
         med = {k: statistics.median(v) for k, v in walls.items()}
         n = len(tables["jobs 1"])
         print(f"\nmedian of {a.repeats}: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()))
-        print(f"jobs 2 / jobs 1 = {med['jobs 2'] / med['jobs 1']:.2f}")
+        print(f"jobs 2 / jobs 1 = {med['jobs 2'] / med['jobs 1']:.2f} (ratio of the medians); "
+              f"median of the per-turn ratios "
+              f"{statistics.median(b / a for a, b in zip(walls['jobs 1'], walls['jobs 2'])):.2f}")
+        ins = {k: statistics.median(v) for k, v in inside.items()}
+        print("median search time inside the command (no start-up, imports, data loading): "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in ins.items()))
         print(f"dask overhead vs jobs 2: {(med['dask 2 workers'] - med['jobs 2']) / n:+.3f} s "
               f"per trial ({n} trials)")
         same = tables["jobs 1"] == tables["jobs 2"] == tables["dask 2 workers"]
