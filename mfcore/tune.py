@@ -34,7 +34,8 @@ draws from ``log(a,b)`` (log-uniform), ``uniform(a,b)``, ``int(a,b)`` (uniform i
 both ends included), ``logint(a,b)`` (log-uniform integer), ``choice(x,y,...)`` or
 ``x,y,...``, or a constant ``x``. Continuous draws keep 3 significant digits. Names are
 the model's hyper-parameters (``factors``, ``l2``, ``l2_mode``, ``dropout`` ...) or fit
-options (``lr``, ``epochs``, ``batch_size``, ``optimizer``, ``shuffle``); ``-`` and ``_``
+options (``lr``, ``lr_decay``, ``epochs``, ``batch_size``, ``optimizer``, ``shuffle``);
+``-`` and ``_``
 are the same. :func:`default_space` gives each model's default random space.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ __all__ = ["search", "cross_validate", "SearchResult", "parse_grid", "parse_spac
            "default_space", "Dist", "FoldSet", "FIT_KEYS", "METRICS", "SpaceError"]
 
 #: fit options a search may vary (the rest of a trial's settings are model parameters)
-FIT_KEYS = ("epochs", "batch_size", "optimizer", "lr", "shuffle")
+FIT_KEYS = ("epochs", "batch_size", "optimizer", "lr", "lr_decay", "shuffle")
 #: fit options that may be held fixed (FIT_KEYS, and early stopping's patience)
 FIXED_FIT_KEYS = FIT_KEYS + ("early_stopping",)
 #: what a search can rank by
@@ -249,8 +250,8 @@ def format_space(space: dict) -> str:
 
 # ---- default spaces ----------------------------------------------------------------------
 #: the default random space of each model; ``{lr}`` is ``log(lr0/10, lr0*10)`` around the
-#: learning rate fit would use (Adam 1e-3: 1e-4..1e-2; SGD 1e-2: 1e-3..1e-1; the Koren
-#: models' 5e-3: 5e-4..5e-2), ``{l2}`` the L2 range of the L2 mode in force (keras,
+#: learning rate fit would use (Adam 1e-3: 1e-4..1e-2; SGD and the Koren models' own
+#: 1e-2: 1e-3..1e-1), ``{l2}`` the L2 range of the L2 mode in force (keras,
 #: c * sum(W^2) over whole tables at every step: log(1e-7,1e-3); per-sample: log(1e-3,3e-1))
 DEFAULT_SPACES = {
     "mf": "factors=logint(4,128) lr={lr} l2={l2}",

@@ -115,7 +115,8 @@ def test_default_space_follows_the_optimizer_and_the_l2_mode():
     assert str(sgd["l2_mode"]) == "per-sample"  # Keras' whole-table L2 would be ~1000x slower
     assert "l2_mode" not in default_space("mfb", "sgd", "keras")
     assert str(default_space("mfb", "sgd", "keras")["l2"]) == "log(1e-07,0.001)"
-    assert str(default_space("svdpp")["lr"]) == "log(0.0005,0.05)"  # around its own 5e-3
+    assert str(default_space("svdpp")["lr"]) == "log(0.001,0.1)"  # around its own 1e-2
+    assert str(default_space("svdpp", "adam")["lr"]) == "log(0.0001,0.01)"
     assert "factors" not in default_space("mfb", fixed=["factors"])
     assert "factors" not in default_space("baseline")
 
@@ -179,6 +180,19 @@ def test_grid_search_ranks_every_combination(small):
     d = r.as_dict()
     assert set(d) >= {"trials", "best", "retried"} and d["trials"][0]["params"]
     assert "retried: 0 of 8 tasks" in format_table(r) and format_markdown(r).startswith("| rank")
+
+
+def test_lr_decay_is_a_fit_option_a_search_may_vary(small):
+    r = search("mfb", small, grid="lr_decay=1,0.5", folds=2, epochs=3, **SGD)
+    a, b = r.records
+    assert a["params"] == {"lr_decay": 1} and b["params"] == {"lr_decay": 0.5}
+    assert a["rmse"] != b["rmse"]
+    params, fit = r.best_settings()
+    assert "lr_decay" in fit and "lr_decay" not in params
+    model = mfcore.MFB(seed=0)
+    train, test = FoldSet.kfold(small, 2, seed=0).get(0)
+    model.fit(train, epochs=3, lr_decay=0.5, verbose=0, **SGD)
+    assert b["folds"][0]["rmse"] == pytest.approx(model.evaluate(test)["rmse"], rel=1e-12)
 
 
 def test_random_search_is_seeded_by_seed_and_trial_index_only(small):
