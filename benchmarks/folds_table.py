@@ -57,7 +57,7 @@ def run_peer(fn_name, params, train, test):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--folds", default="u1,u2,u3,u4,u5")
-    p.add_argument("--only", default=None, help="comma-separated row labels or model names")
+    p.add_argument("--only", default=None, help="comma-separated row labels (or model names: all their rows)")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--json", default=None)
     a = p.parse_args()
@@ -70,7 +70,9 @@ def main():
             rows += [(label, "peer", fn, params) for label, fn, params in PEERS]
     if a.only:
         keep = {v.strip() for v in a.only.split(",")}
-        rows = [r for r in rows if r[0] in keep or r[2] in keep]
+        labels = {r[0] for r in rows}
+        # a row label picks that row; any other value picks every row of that model
+        rows = [r for r in rows if r[0] in keep or (r[2] in keep and r[2] not in labels)]
     results = []
     for label, kind, name, params in rows:
         per_fold, seconds = {}, []

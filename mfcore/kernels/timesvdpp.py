@@ -216,39 +216,100 @@ def predict(T, P, S, start, n, out, ws):
         out[b] = _forward(T, P, S, start + b, su, sz, pu, qi)[0]
 
 
+#: per-column constants of a table in the fused kernel's scratch: the rate
+#: ``lr * lr_scale``, ``l2``, ``2 l2`` and the L2 centre
+N_CONST = 4
+
+
+def sgd_scratch(k, user_cols, item_cols):
+    """Scratch values :func:`sgd_block` needs (``k`` factors, the widths of the user and
+    item rows)."""
+    return 8 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
+
+
+@njit(**CORE, inline="always")
+def _consts(T, t_idx, cols, lr, out):
+    """Fill ``out`` (N_CONST x cols, flattened) with table ``t_idx``'s per-column rate,
+    l2, 2 l2 and centre, in ``out``'s dtype."""
+    c0 = T.coff[t_idx]
+    for c in range(cols):
+        l2 = T.l2s[c0 + c]
+        out[c] = lr * T.lr_scale[c0 + c]
+        out[cols + c] = l2
+        out[2 * cols + c] = 2.0 * l2
+        out[3 * cols + c] = T.center[c0 + c]
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _step(W, r, c, grad, K, cols):
+    """``w -= rate (grad + 2 l2 (w - centre))`` for column ``c`` of row ``r`` with the
+    constants ``K`` (see :func:`_consts`); returns the penalty ``l2 (w - centre)^2`` at
+    the value before the step."""
+    w = W[r, c]
+    x = w - K[3 * cols + c]
+    W[r, c] = w - K[c] * (grad + K[2 * cols + c] * x)
+    return K[cols + c] * x * x
+
+
 @njit(**CORE, fastmath=FAST)
 def sgd_block(T, P, S, start, end, lr, ws):
     """Per-sample SGD over records ``start .. end-1`` in their order (with the implicit
     term: all of one user, see the module docstring). Per rating: the gradient of
     ``(y_hat - y)^2`` plus per-sample L2 ``l2 |w - center|^2`` of every row the rating
     touches (per-column coefficients, centres and learning-rate multipliers of the
-    tables), then ``w -= lr lr_scale g``. Returns the sum of per-sample losses with their
-    penalties (float64); arithmetic in float64 per rating, stored in the tables' dtype.
-    Scratch: ``ws`` of ``4 k`` + columns values."""
+    tables), then ``w -= lr lr_scale g``. Arithmetic in the tables' dtype (float32 in
+    training, float64 under the tests' step-by-step check), the loss sum with its
+    penalties in float64. Scratch: ``ws`` of :func:`sgd_scratch` values."""
     spec, aux = P.spec, P.aux_i
-    k = spec[SPEC.k]
-    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
-    cb, ca, cc, cap = _cols(k)
-    pu, qi = ws[2 * k:3 * k], ws[3 * k:4 * k]
     total = 0.0
     if end <= start:
         return total
+    k = spec[SPEC.k]
+    # the switches, read once: the loop below then tests locals
+    timed = spec[SPEC.time] != 0
+    drift = spec[SPEC.drift] != 0
+    fdrift = spec[SPEC.factor_drift] != 0
+    uday = spec[SPEC.user_day] != 0
+    ibins = spec[SPEC.item_bins] != 0
+    scaled = spec[SPEC.scale] != 0
+    impl = spec[SPEC.implicit] != 0
+    n_bins = spec[SPEC.n_bins]
+    U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
+    B, D, Y = view(T.W, T, BINS), view(T.W, T, UDAYS), view(T.W, T, IMPL)
+    cu, ci = U.shape[1], I.shape[1]
+    cb, ca, cc, cap = _cols(k)
+    pu, qi = ws[2 * k:3 * k], ws[3 * k:4 * k]
+    Acc, Dacc = ws[4 * k:5 * k], ws[5 * k:6 * k]
+    ssum, sq = ws[6 * k:7 * k], ws[7 * k:8 * k]
+    o = 8 * k
+    Ku = ws[o:o + N_CONST * cu]
+    o += N_CONST * cu
+    Ki = ws[o:o + N_CONST * ci]
+    o += N_CONST * ci
+    Ky = ws[o:o + N_CONST * k]
+    o += N_CONST * k
+    Kb = ws[o:o + N_CONST]
+    o += N_CONST
+    Kd = ws[o:o + 2 * N_CONST]
+    o += 2 * N_CONST
+    sc = ws[o:o + 8]  # scalars in the tables' dtype
+    _consts(T, USERS, cu, lr, Ku)
+    _consts(T, ITEMS, ci, lr, Ki)
+    if impl:
+        _consts(T, IMPL, k, lr, Ky)
+    if ibins:
+        _consts(T, BINS, 1, lr, Kb)
+    if uday:
+        _consts(T, UDAYS, 2, lr, Kd)
     # the implicit term: this call holds one user's run; S = sum_j y_j kept exactly,
     # the maps y <- A y - D composed and applied at the end
-    impl = spec[SPEC.implicit] != 0
-    Y = view(T.W, T, IMPL)
-    Acc = ws[4 * k:5 * k]
-    Dacc = ws[5 * k:6 * k]
-    ssum = ws[6 * k:7 * k]
-    sq = ws[7 * k:8 * k]
     ny = 0
-    yc0 = T.coff[IMPL]
     u0 = S.X[start, USER]
+    lo = hi = 0
     if impl:
-        p0 = spec[SPEC.nu_ptr]
-        q0 = spec[SPEC.nu_idx]
-        lo, hi = aux[p0 + u0], aux[p0 + u0 + 1]
+        lo, hi = aux[spec[SPEC.nu_ptr] + u0], aux[spec[SPEC.nu_ptr] + u0 + 1]
         ny = hi - lo
+        q0 = spec[SPEC.nu_idx]
         for f in range(k):
             Acc[f] = 1.0
             Dacc[f] = 0.0
@@ -260,33 +321,36 @@ def sgd_block(T, P, S, start, end, lr, ws):
                 w = Y[y, f]
                 ssum[f] += w
                 sq[f] += w * w
-    norm_u = 1.0 / math.sqrt(ny) if ny > 0 else 0.0
-    ucol0, icol0 = T.coff[USERS], T.coff[ITEMS]
+    sc[0] = P.fspec[0]
+    sc[1] = 1.0 / math.sqrt(ny) if ny > 0 else 0.0
+    sc[2] = 2.0
+    sc[3] = 1.0
+    sc[4] = ny
+    sc[5] = 0.0
+    mu, norm_u, two, one, nyf, zero = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
     for j in range(start, end):
         u = S.X[j, USER]
         i = S.X[j, ITEM]
-        dev = S.Xf[j, DEV] if spec[SPEC.time] else 0.0
+        dev = S.Xf[j, DEV] if timed else zero
         # forward, with the exact implicit sum
-        z = P.fspec[0] + U[u, cb]
+        z = mu + U[u, cb]
         for f in range(k):
             pu[f] = U[u, f] + norm_u * ssum[f]
             qi[f] = I[i, f]
-        if spec[SPEC.factor_drift]:
+        if fdrift:
             for f in range(k):
                 pu[f] += U[u, cap + f] * dev
-        if spec[SPEC.drift]:
+        if drift:
             z += U[u, ca] * dev
-        ud = S.X[j, UD] if spec[SPEC.user_day] else -1
-        D = view(T.W, T, UDAYS)
+        ud = S.X[j, UD] if uday else -1
         if ud >= 0:
             z += D[ud, 0]
-        bin_row = i * spec[SPEC.n_bins] + S.X[j, BIN] if spec[SPEC.item_bins] else 0
-        B = view(T.W, T, BINS)
+        bin_row = i * n_bins + S.X[j, BIN] if ibins else 0
         bi = I[i, k]
-        if spec[SPEC.item_bins]:
+        if ibins:
             bi += B[bin_row, 0]
-        c = 1.0
-        if spec[SPEC.scale]:
+        c = one
+        if scaled:
             c = U[u, cc]
             if ud >= 0:
                 c += D[ud, 1]
@@ -294,55 +358,47 @@ def sgd_block(T, P, S, start, end, lr, ws):
         for f in range(k):
             z += qi[f] * pu[f]
         e = z - S.Xf[j, RATING]
-        total += e * e
-        g = 2.0 * e
+        total += float(e) * float(e)
+        g = two * e
         # per-sample penalties and updates, user row first (from pre-update values)
+        pen = zero
+        # one row per loop: each then vectorises
         for f in range(k):
-            total += _sgd(U, u, f, g * qi[f], lr, T, ucol0)
-            total += _sgd(I, i, f, g * pu[f], lr, T, icol0)
-        total += _sgd(U, u, cb, g, lr, T, ucol0)
-        total += _sgd(I, i, k, g * c, lr, T, icol0)
-        if spec[SPEC.drift]:
-            total += _sgd(U, u, ca, g * dev, lr, T, ucol0)
-        if spec[SPEC.scale]:
-            total += _sgd(U, u, cc, g * bi, lr, T, ucol0)
-        if spec[SPEC.factor_drift]:
+            pen += _step(U, u, f, g * qi[f], Ku, cu)
+        for f in range(k):
+            pen += _step(I, i, f, g * pu[f], Ki, ci)
+        pen += _step(U, u, cb, g, Ku, cu)
+        pen += _step(I, i, k, g * c, Ki, ci)
+        if drift:
+            pen += _step(U, u, ca, g * dev, Ku, cu)
+        if scaled:
+            pen += _step(U, u, cc, g * bi, Ku, cu)
+        if fdrift:
             for f in range(k):
-                total += _sgd(U, u, cap + f, g * dev * qi[f], lr, T, ucol0)
-        if spec[SPEC.item_bins]:
-            total += _sgd(B, bin_row, 0, g * c, lr, T, T.coff[BINS])
+                pen += _step(U, u, cap + f, g * dev * qi[f], Ku, cu)
+        if ibins:
+            pen += _step(B, bin_row, 0, g * c, Kb, 1)
         if ud >= 0:
-            total += _sgd(D, ud, 0, g, lr, T, T.coff[UDAYS])
-            if spec[SPEC.scale]:
-                total += _sgd(D, ud, 1, g * bi, lr, T, T.coff[UDAYS])
-        if impl and ny > 0:
+            pen += _step(D, ud, 0, g, Kd, 2)
+            if scaled:
+                pen += _step(D, ud, 1, g * bi, Kd, 2)
+        total += float(pen)
+        if ny > 0:
+            gn = g * norm_u
             for f in range(k):
-                rate = lr * T.lr_scale[yc0 + f]
-                l2 = T.l2s[yc0 + f]
-                cen = T.center[yc0 + f]
-                a = 1.0 - 2.0 * rate * l2
-                delta = rate * (g * norm_u * qi[f] - 2.0 * l2 * cen)
+                rate, l2, l2x2, cen = Ky[f], Ky[k + f], Ky[2 * k + f], Ky[3 * k + f]
+                a = one - rate * l2x2
+                delta = rate * (gn * qi[f] - l2x2 * cen)
                 # penalty of this rating on every y_j: l2 sum_j (y_j - c)^2
-                total += l2 * (sq[f] - 2.0 * cen * ssum[f] + ny * cen * cen)
-                sq[f] = a * a * sq[f] - 2.0 * a * delta * ssum[f] + ny * delta * delta
-                ssum[f] = a * ssum[f] - ny * delta
+                total += float(l2 * (sq[f] - two * cen * ssum[f] + nyf * cen * cen))
+                sq[f] = a * a * sq[f] - two * a * delta * ssum[f] + nyf * delta * delta
+                ssum[f] = a * ssum[f] - nyf * delta
                 Acc[f] = a * Acc[f]
                 Dacc[f] = a * Dacc[f] + delta
-    if impl and ny > 0:
-        for a_ in range(aux[spec[SPEC.nu_ptr] + u0], aux[spec[SPEC.nu_ptr] + u0 + 1]):
-            y = aux[spec[SPEC.nu_idx] + a_]
+    if ny > 0:
+        q0 = spec[SPEC.nu_idx]
+        for a_ in range(lo, hi):
+            y = aux[q0 + a_]
             for f in range(k):
                 Y[y, f] = Acc[f] * Y[y, f] - Dacc[f]
     return total
-
-
-@njit(**CORE, inline="always", fastmath=FAST)
-def _sgd(W, r, c, grad, lr, T, col0):
-    """``w -= lr lr_scale (grad + 2 l2 (w - center))`` for column ``c`` of row ``r``;
-    returns the penalty ``l2 (w - center)^2`` at the value before the step."""
-    rate = lr * T.lr_scale[col0 + c]
-    l2 = T.l2s[col0 + c]
-    w = W[r, c]
-    x = w - T.center[col0 + c]
-    W[r, c] = w - rate * (grad + 2.0 * l2 * x)
-    return l2 * x * x

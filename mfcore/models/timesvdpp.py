@@ -195,7 +195,8 @@ class _KorenModel(RatingModel):
                     ni_ptr=offsets["item_ptr"], ni_idx=offsets["item_users"])
         batch_ws = ucols + k + 1 + 3 + 5 * k
         return Design(tables=tables, spec=spec, fspec=np.array([self.global_mean_]),
-                      workspace=lambda batch: max(batch_ws, 8 * k),
+                      workspace=lambda batch: max(batch_ws,
+                                                    kernel.sgd_scratch(k, ucols, k + 1)),
                       aux_i=np.concatenate(parts) if parts else np.zeros(0, np.int64),
                       sgd_order=None if t["flipped"] else ("user" if t["implicit"] else "grid"))
 
