@@ -47,7 +47,8 @@ def _same_destination(a, b) -> bool:
 @training_options
 @click.option("--folds", default=None, metavar="FOLDS",
               help="Run on each of these GroupLens ml-100k folds (e.g. u1,u2,u3,u4,u5) and "
-                   "report each model's final-epoch test RMSE per fold and its mean +- std "
+                   "report each model's test RMSE per fold (after the last epoch; with "
+                   "--early-stopping, the epoch an inner split kept) and its mean +- std "
                    "(instead of --split; as mfcore cv, which it runs for every model).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --folds: local worker processes that run the folds (the same "
