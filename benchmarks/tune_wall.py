@@ -7,7 +7,11 @@ medians reported, and whether the three print the same trials table (the timings
 Default search: the issue's, `--dataset ml-100k --model mfbs --random 8 --folds 3 --epochs 4
 --seed 0`. --kill also runs the Dask search once more and SIGKILLs one worker process
 (its nanny starts a new one) a few seconds in. Needs `pip install 'mfcore[dask]'` and the
-data home (MFCORE_DATA_HOME). Run it alone: the machine has two cores.
+data home (MFCORE_DATA_HOME). Run it alone: the machine has two cores. With the kernel's
+autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled = 1) the CPU is shared
+per session, not per process: while other sessions keep both cores busy, this session
+gets the same share with one worker or two, and --jobs 2 cannot beat --jobs 1 (the
+"workers busy" figure then stays near 100% while each worker runs at half speed).
 """
 import argparse
 import json
