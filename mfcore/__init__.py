@@ -32,6 +32,8 @@ _LAZY = {
     "History": "mfcore.engine.trainer",
     "MfcoreError": "mfcore.errors", "DataError": "mfcore.errors", "ModelError": "mfcore.errors",
     "DownloadError": "mfcore.errors", "TrainingDiverged": "mfcore.errors",
+    "MemoryLimitError": "mfcore.errors", "OutputError": "mfcore.errors",
+    "UnknownIdsError": "mfcore.errors",
 }
 
 __all__ = sorted(_LAZY)

@@ -42,7 +42,24 @@ class UnknownIdsError(ModelError):
 
 
 class TrainingDiverged(MfcoreError):
-    """The loss became NaN or infinite; the model keeps its last good weights."""
+    """Training diverged: a loss or weight became NaN or infinite, the loss passed the
+    divergence bound (:data:`mfcore.engine.trainer.DIVERGENCE_FACTOR`), or the initial
+    weights already predict non-finite or absurd ratings (``cause == "init"``).
+
+    ``fit`` leaves the model as it was before the call (unfitted if it was). Attributes:
+    ``epoch`` (1-based epoch counted from the model's first, None for the initial
+    weights), ``cause`` (``"init"`` or ``"learning-rate"``), ``history`` (the epochs of
+    the failed fit, ``diverged=True``).
+    """
+
+    def __init__(self, message, epoch=None, cause=None, history=None):
+        super().__init__(message)
+        self.epoch, self.cause, self.history = epoch, cause, history
+
+
+class MemoryLimitError(MfcoreError, MemoryError):
+    """What was asked for needs more memory than is available (the message gives both
+    figures). Raised before the large arrays are allocated."""
 
 
 class OutputError(MfcoreError):

@@ -147,13 +147,28 @@ PARITY_SEEDS = 8
 
 
 @pytest.fixture(scope="session")
-def zoo_means(ml100k_split):
-    """Every notebook model at k = 10 and 50 on the reference split, trained as the Keras
-    reference was (Adam 1e-3, batch 64, 6 epochs, one shuffled order replayed), averaged
-    over PARITY_SEEDS seeds: ``{"mfb/k=10": CompareResult, ...}`` keyed like the reference."""
-    from mfcore.compare import NOTEBOOK_MODELS, compare
-    train, val = ml100k_split
-    results = compare(train, val, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=6,
-                      batch_size=64, optimizer="adam", lr=1e-3, shuffle="once",
-                      repeats=PARITY_SEEDS)
-    return {f"{r.model.replace('-', '_')}/k={r.factors}": r for r in results}
+def zoo_json(data_home):
+    """``mfcore compare --json`` of every notebook model at k = 10 and 50 on ml-100k's
+    reference split, trained as the Keras reference was (Adam 1e-3, batch 64, 6 epochs,
+    one shuffled order replayed), averaged over PARITY_SEEDS seeds. The zoo is trained
+    once per session: tests/test_compare.py checks this command line run and the parity
+    tests read their curves from it (:func:`zoo_means`)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mfcore.cli import main
+    res = CliRunner().invoke(main, ["compare", "--dataset", "ml-100k", "--epochs", "6",
+                                    "--shuffle", "once", "--repeats", str(PARITY_SEEDS),
+                                    "--json", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="session")
+def zoo_means(zoo_json):
+    """The zoo's results keyed like the Keras reference (``"mfb/k=10"``), each with the
+    fields of a CompareResult (``params``, ``history``, ``runs`` ...)."""
+    from types import SimpleNamespace
+    return {f"{r['model'].replace('-', '_')}/k={r['factors']}": SimpleNamespace(**r)
+            for r in zoo_json["results"]}

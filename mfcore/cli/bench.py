@@ -6,7 +6,12 @@ import json
 import click
 
 from .. import registry
+from ..bounds import MAX_FACTORS
 from . import main
+from .options import BATCH, REPEATS, SEED, THREADS, int_list
+
+#: the most ratings the synthetic ml-1m-shaped set can hold (6,040 users x 3,706 items)
+MAX_RATINGS = 6040 * 3706
 
 
 def _names(ctx, param, value):
@@ -21,18 +26,11 @@ def _names(ctx, param, value):
 def _ints(ctx, param, value):
     if value is None:
         return None
-    try:
-        vals = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 10,50, "
-                                 f"got {value!r}")
-    if not vals or any(v < 1 for v in vals):
-        raise click.BadParameter(f"expected positive integers such as 10,50, got {value!r}")
-    return vals
+    return list(int_list(value, 1, MAX_FACTORS))
 
 
 @main.command()
-@click.option("--ratings", "n_ratings", type=click.IntRange(min=1), default=1_000_209,
+@click.option("--ratings", "n_ratings", type=click.IntRange(1, MAX_RATINGS), default=1_000_209,
               show_default=True, help="Size of the synthetic ml-1m-shaped data set "
               "(6,040 users, 3,706 items); epochs run over its 80% training split.")
 @click.option("--models", callback=_names, default=None, metavar="LIST",
@@ -42,11 +40,11 @@ def _ints(ctx, param, value):
               help="adam (Keras-faithful), sparse-adam (touched rows only), sgd.")
 @click.option("--factors", callback=_ints, default="10,50", show_default=True,
               metavar="LIST", help="Embedding sizes.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--repeat", type=REPEATS, default=3, show_default=True,
               help="Timed epochs per row (the median is reported), after 1 warm-up epoch.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+@click.option("--batch-size", type=BATCH, default=None,
               help="Batch size of every row [default: 1 for sgd, 64 otherwise].")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the data, the split and the models.")
 @click.option("--vs-keras", is_flag=True,
               help="Also time one Keras epoch (Adam, batch 64) of each model when "
@@ -55,7 +53,7 @@ def _ints(ctx, param, value):
               help="Also time the peer libraries that implement the same model on the same "
                    "data (Cornac MF, Surprise SVD for per-sample SGD) when importable: "
                    "pip install 'mfcore[peers]'.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--threads", type=THREADS, default=1, show_default=True,
               help="Threads of the per-sample SGD rows (the same numbers for any count).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")

@@ -9,8 +9,10 @@ import time
 import click
 
 from . import main
-from .options import check_grouplens_source, data_inputs, data_source_options, \
-    grouplens_fold_names, grouplens_folds, load_from_options, split_from_options
+from ..bounds import MAX_FACTORS
+from .options import (REPEATS, check_grouplens_source, data_inputs, data_source_options,
+                      grouplens_fold_names, grouplens_folds, int_list, load_from_options,
+                      split_from_options)
 from .outputs import check_output
 from .train import training_options
 
@@ -20,13 +22,7 @@ def _csv(ctx, param, value):
 
 
 def _int_csv(ctx, param, value):
-    try:
-        vals = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}")
-    if not vals or min(vals) < 1:
-        raise click.BadParameter(f"expected positive integers, got {value!r}")
-    return vals
+    return int_list(value, 1, MAX_FACTORS)
 
 
 def _same_destination(a, b) -> bool:
@@ -53,7 +49,7 @@ def _same_destination(a, b) -> bool:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --folds: local worker processes that run the folds (the same "
                    "numbers for any count).")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeats", type=REPEATS, default=1, show_default=True,
               help="Train each model with seeds SEED .. SEED+N-1 and report the mean curve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--markdown", is_flag=True, help="Print Markdown tables on stdout.")
@@ -120,6 +116,9 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
         raise click.UsageError("--jobs goes with --folds")
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
+    if not quiet:
+        from .train import compile_notice
+        compile_notice(["mf", "nn"])
     if folds:
         _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
                        progress, jobs=jobs, epochs=epochs, batch_size=batch_size,

@@ -6,14 +6,95 @@ from __future__ import annotations
 
 import click
 
-from .. import registry
+from .. import bounds, registry
 
 __all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option",
-           "data_inputs", "split_from_options", "grouplens_fold_names",
+           "data_inputs", "split_from_options", "finite", "SEED", "FACTORS", "EPOCHS",
+           "BATCH", "PATIENCE", "REPEATS", "THREADS", "int_list", "grouplens_fold_names",
            "check_grouplens_source", "grouplens_folds"]
 
 #: builtin data set names (from the registry)
 BUILTIN_NAMES = registry.DATASETS
+
+
+# ---- bounded numbers: every numeric option gets a range (usage error, exit 2) ----------
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses NaN and infinities (click's lets NaN through)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        import math
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def finite(min=None, max=None, min_open=False, max_open=False):
+    """A click type for a finite float within the given range."""
+    return _Finite(min, max, min_open=min_open, max_open=max_open)
+
+
+class _Threads(click.IntRange):
+    """1 .. the threads Numba may use here (read when the option is used)."""
+
+    def __init__(self):
+        super().__init__(min=1)
+
+    def convert(self, value, param, ctx):
+        n = super().convert(value, param, ctx)
+        if n > 1:
+            import numba
+            most = numba.config.NUMBA_NUM_THREADS
+            if n > most:
+                self.fail(f"{n} is more than the {most} threads Numba may use here", param, ctx)
+        return n
+
+
+SEED = click.IntRange(0, bounds.SEED_LIMIT - 1)
+FACTORS = click.IntRange(1, bounds.MAX_FACTORS)
+EPOCHS = click.IntRange(1, bounds.MAX_EPOCHS)
+PATIENCE = click.IntRange(0, bounds.MAX_EPOCHS)
+BATCH = click.IntRange(1, bounds.MAX_BATCH)
+REPEATS = click.IntRange(1, bounds.MAX_REPEATS)
+THREADS = _Threads()
+
+
+def int_list(value, lo, hi, example="10,50"):
+    """Comma-separated integers, each in ``[lo, hi]``; click.BadParameter otherwise."""
+    try:
+        vals = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as {example}, "
+                                 f"got {value!r}") from None
+    if not vals:
+        raise click.BadParameter(f"expected comma-separated integers such as {example}, "
+                                 f"got {value!r}")
+    bad = [v for v in vals if not lo <= v <= hi]
+    if bad:
+        raise click.BadParameter(f"{bad[0]} is not in the range {lo}..{hi:,}")
+    return vals
+
+
+def widths(values):
+    """``--hidden`` widths: each in 1 .. MAX_WIDTH, at most MAX_LAYERS of them."""
+    if len(values) > bounds.MAX_LAYERS:
+        raise click.BadParameter(f"at most {bounds.MAX_LAYERS} hidden layers, got {len(values)}")
+    bad = [w for w in values if not 1 <= w <= bounds.MAX_WIDTH]
+    if bad:
+        raise click.BadParameter(f"width {bad[0]} is not in the range 1..{bounds.MAX_WIDTH:,}")
+    return values
+
+
+def rates(values, text):
+    """``--dropout`` rates: finite numbers (the model checks the range), one per layer."""
+    import math
+    if len(values) > bounds.MAX_LAYERS:
+        raise click.BadParameter(f"at most {bounds.MAX_LAYERS} rates, got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise click.BadParameter(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def parse_sep_option(value):

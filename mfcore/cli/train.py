@@ -8,8 +8,9 @@ import time
 
 import click
 
-from .. import registry
+from .. import bounds, registry
 from . import main
+from . import options as bounded
 from .options import data_inputs, data_source_options, load_from_options, split_from_options
 from .outputs import check_output
 
@@ -34,9 +35,10 @@ def _int_tuple(ctx, param, value):
     if value is None:
         return None
     try:
-        return tuple(int(v) for v in value.split(",") if v.strip() != "")
+        widths = tuple(int(v) for v in value.split(",") if v.strip() != "")
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 15,4, got {value!r}")
+    return bounded.widths(widths)
 
 
 def _float_or_tuple(ctx, param, value):
@@ -46,6 +48,7 @@ def _float_or_tuple(ctx, param, value):
         vals = tuple(float(v) for v in value.split(",") if v.strip() != "")
     except ValueError:
         raise click.BadParameter(f"expected a number or comma-separated numbers, got {value!r}")
+    bounded.rates(vals, value)
     return vals[0] if len(vals) == 1 else vals
 
 
@@ -71,9 +74,9 @@ def model_options(f):
     opts = [
         click.option("--model", "model_name", type=click.Choice(list(registry.MODELS)),
                      default="mfb", show_default=True, help="The model to train."),
-        click.option("--factors", type=click.IntRange(min=1), default=None,
+        click.option("--factors", type=bounded.FACTORS, default=None,
                      help="Embedding size k [default: 10; baseline has none]."),
-        click.option("--l2", type=click.FloatRange(min=0), default=None,
+        click.option("--l2", type=bounded.finite(min=0), default=None,
                      help="L2 coefficient on the embeddings (notebook: 1e-3, 1e-5)."),
         click.option("--l2-mode", type=click.Choice(registry.L2_MODES), default=None,
                      help="keras: c*sum(W^2) over whole matrices every batch; per-sample: "
@@ -82,20 +85,20 @@ def model_options(f):
                      help="5*sigmoid output (mfbs and mixed models have it on by default)."),
         click.option("--init", type=click.Choice(registry.EMBEDDING_INITS), default=None,
                      help="Embedding init: Keras' uniform(-s, s) or normal(0, s)."),
-        click.option("--init-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--init-scale", type=bounded.finite(min=0, min_open=True), default=None,
                      help="s of --init (default 0.05)."),
         click.option("--hidden", callback=_int_tuple, default=None,
                      help="NN hidden widths, e.g. 15 or 15,4."),
         click.option("--dropout", callback=_float_or_tuple, default=None,
                      help="Dropout after each hidden layer: one rate or one per layer."),
-        click.option("--input-dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+        click.option("--input-dropout", type=bounded.finite(0, 1, max_open=True), default=None,
                      help="Dropout on the concatenated embeddings."),
         click.option("--batch-norm/--no-batch-norm", default=None,
                      help="Batch normalisation after each hidden layer."),
         click.option("--activation", default=None, help="Hidden activation (relu, linear ...)."),
-        click.option("--bias-factors", type=click.IntRange(min=1), default=None,
+        click.option("--bias-factors", type=bounded.FACTORS, default=None,
                      help="mixed-bias: size of the bias embedding vectors."),
-        click.option("--l2-bias", type=click.FloatRange(min=0), default=None,
+        click.option("--l2-bias", type=bounded.finite(min=0), default=None,
                      help="svdpp/timesvd/timesvdpp/baseline: L2 of the biases."),
         click.option("--implicit", type=click.Choice(("train", "all")), default=None,
                      help="svdpp/timesvdpp: N(u) from the training pairs (train, default) or "
@@ -105,10 +108,10 @@ def model_options(f):
         click.option("--flipped/--no-flipped", default=None,
                      help="svdpp/timesvdpp: also represent items by the users who rated "
                           "them (Rendle, Zhang & Koren 2019)."),
-        click.option("--bins", type=click.IntRange(min=1), default=None,
+        click.option("--bins", type=click.IntRange(1, bounds.MAX_BINS), default=None,
                      help="Time bins over the training days [default: 30] (timesvd, "
                           "timesvdpp; the NNs with --time-features)."),
-        click.option("--beta", type=click.FloatRange(min=0), default=None,
+        click.option("--beta", type=bounded.finite(0, bounds.MAX_BETA), default=None,
                      help="timesvd/timesvdpp: exponent of dev_u(t) [default: 0.4]."),
         click.option("--without", callback=_time_terms, default=None, metavar="TERMS",
                      help="timesvd/timesvdpp: switch time terms off, for ablations: "
@@ -120,7 +123,7 @@ def model_options(f):
         click.option("--time-inputs", callback=_csv_tuple, default=None, metavar="INPUTS",
                      help="Which time inputs --time-features adds: comma-separated from "
                           "bin, day, dev [default: bin]."),
-        click.option("--time-factors", type=click.IntRange(min=1), default=None,
+        click.option("--time-factors", type=bounded.FACTORS, default=None,
                      help="Width of the time-bin embedding of --time-features [default: "
                           "that of the embeddings beside it]."),
     ]
@@ -138,10 +141,10 @@ def split_options(f):
                      help="Validation protocol: random (the notebook's rand < 0.8), temporal "
                           "(each user's latest ratings), u1 .. u5 (GroupLens' ml-100k folds: "
                           "the validation figures are then on the fold's test set)."),
-        click.option("--split-seed", type=int, default=0, show_default=True,
+        click.option("--split-seed", type=bounded.SEED, default=0, show_default=True,
                      help="Seed of the random 80/20 split (the notebook's rand < 0.8)."),
-        click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True,
-                                                               max_open=True),
+        click.option("--train-fraction", type=bounded.finite(0, 1, min_open=True,
+                                                             max_open=True),
                      default=0.8, show_default=True),
     ]
     for opt in reversed(opts):
@@ -154,18 +157,18 @@ def fit_options(f, threads=True):
     ``--threads`` unless ``threads=False``: commands that run one fit per worker process
     keep every fit single-threaded)."""
     opts = [
-        click.option("--epochs", type=click.IntRange(min=1), default=None,
+        click.option("--epochs", type=bounded.EPOCHS, default=None,
                      help="[default: the model's; the notebook's models: 6]"),
-        click.option("--batch-size", type=click.IntRange(min=1), default=None,
+        click.option("--batch-size", type=bounded.BATCH, default=None,
                      help="[default: the model's; the notebook's models: 64]"),
         click.option("--optimizer", type=click.Choice(list(registry.OPTIMIZERS)),
                      default=None,
                      help="[default: the model's; the notebook's models: adam] "
                           + "; ".join(f"{o.name}: {o.summary}"
                                       for o in registry.OPTIMIZERS.values()) + "."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--lr", type=bounded.finite(min=0, min_open=True), default=None,
                      help="Learning rate [default: 1e-3, sgd 1e-2]."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=bounded.SEED, default=0, show_default=True,
                      help="Initialisation, shuffling and dropout seed."),
         click.option("--shuffle", type=click.Choice(registry.SHUFFLES),
                      default="epoch", show_default=True,
@@ -176,11 +179,11 @@ def fit_options(f, threads=True):
     ]
     if threads:
         opts.append(click.option(
-            "--threads", type=click.IntRange(min=1), default=1, show_default=True,
+            "--threads", type=bounded.THREADS, default=1, show_default=True,
             help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
                  "same numbers for any count."))
     opts.append(click.option(
-        "--early-stopping", "patience", type=click.IntRange(min=0), default=None,
+        "--early-stopping", "patience", type=bounded.PATIENCE, default=None,
         help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
     for opt in reversed(opts):
         f = opt(f)
@@ -190,6 +193,14 @@ def fit_options(f, threads=True):
 def training_options(f):
     """Split, epochs, batch and optimizer options (shared by train and compare)."""
     return split_options(fit_options(f))
+
+
+def compile_notice(kernels):
+    """One line on stderr when the compiled kernels are not cached yet (the first run
+    spends about 10 s compiling, which would otherwise look like a hang)."""
+    from ..kernels import COMPILE_NOTICE, cache_is_cold
+    if cache_is_cold(kernels):
+        click.echo(COMPILE_NOTICE, err=True)
 
 
 def model_params(model_name, **given) -> dict:
@@ -287,11 +298,14 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
     if not quiet:
         click.echo(f"{model!r} on {ratings.name}: {len(train_set):,} train / "
                    f"{len(val_set):,} validation ratings", err=True)
+        compile_notice([model.kernel])
     t0 = time.perf_counter()
-    hist = model.fit(train_set, validation=val_set, epochs=epochs, batch_size=batch_size,
-                     optimizer=optimizer, lr=lr, shuffle=shuffle, early_stopping=patience,
-                     progress=progress, threads=threads,
-                     verbose=0 if quiet else 1, log=log)
+    from .guards import nothing_saved
+    with nothing_saved(save_path):
+        hist = model.fit(train_set, validation=val_set, epochs=epochs, batch_size=batch_size,
+                         optimizer=optimizer, lr=lr, shuffle=shuffle, early_stopping=patience,
+                         progress=progress, threads=threads,
+                         verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
     if verbose:
         sizes = {f"table {s.name}": s.rows * s.cols for s in model.tables_.specs}

@@ -16,8 +16,8 @@ from . import main
 from .options import check_grouplens_source, data_inputs, data_source_options, \
     grouplens_fold_names, grouplens_folds, load_from_options, split_from_options
 from .outputs import check_output
-from .train import _json_default, build_model, fit_options, model_options, model_params, \
-    split_options
+from .train import _json_default, build_model, compile_notice, fit_options, model_options, \
+    model_params, split_options
 
 
 def _fit_options_single_threaded(f):
@@ -164,6 +164,8 @@ def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr
         data_folds = ratings
         log(f"{model!r} on {ratings.name}: {folds}-fold cross-validation of "
             f"{len(ratings):,} ratings (seed {seed})")
+    if not quiet:
+        compile_notice([model.kernel])
     t0 = time.perf_counter()
     frame = cross_validate(model, data_folds, folds=folds, seed=seed, jobs=jobs,
                            scheduler=scheduler, retries=retries, progress=progress, **fit)
@@ -284,6 +286,9 @@ def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_na
     split = split.lower()
     train, test = split_from_options(ratings, dataset, split, train_fraction, split_seed)
     log = _log(quiet)
+    if not quiet:
+        from ..models import MODELS
+        compile_notice([MODELS[model_name].kernel])
     scheme = f"{folds}-fold cross-validation" if holdout is None else f"a {holdout:g} holdout"
     try:
         result = _search(search, log, model_name, train, grid, n_random, space, folds,

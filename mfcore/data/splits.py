@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bounds import check_seed
 from ..errors import DataError
 from .ratings import Ratings
 
@@ -24,17 +25,21 @@ def _check_fraction(value, name):
     return value
 
 
+def _seed(seed, what="seed"):
+    return check_seed(seed, what, DataError)
+
+
 def random_split(ratings: Ratings, train_fraction: float = 0.8, seed: int = 0):
     """Random row split, the notebook's split made reproducible.
 
-    Exactly ``mask = np.random.default_rng(seed).random(len(ratings)) < train_fraction`` over
+    Exactly ``mask = np.random.default_rng(_seed(seed)).random(len(ratings)) < train_fraction`` over
     the rows in their order; train = rows where ``mask`` holds, test = the others. On
     MovieLens 100K ``u.data`` with seed 0 this gives 80,184 train and 19,816 test rows.
 
     Returns ``(train, test)``.
     """
     train_fraction = _check_fraction(train_fraction, "train_fraction")
-    mask = np.random.default_rng(seed).random(len(ratings)) < train_fraction
+    mask = np.random.default_rng(_seed(seed)).random(len(ratings)) < train_fraction
     return ratings.subset(mask), ratings.subset(~mask)
 
 
@@ -60,7 +65,7 @@ def kfold_assignment(n: int, k: int, seed: int = 0) -> np.ndarray:
     if k > n:
         raise DataError(f"k={k} folds need at least {k} ratings, got {n}")
     fold_of = np.empty(n, dtype=np.int64)
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = np.random.default_rng(_seed(seed)).permutation(n)
     bounds = np.linspace(0, n, k + 1).round().astype(np.int64)
     for f in range(k):
         fold_of[perm[bounds[f]:bounds[f + 1]]] = f
@@ -78,6 +83,7 @@ def per_user_holdout_split(ratings: Ratings, fraction: float = 0.2, n: int | Non
     Returns ``(train, test)``.
     """
     size = len(ratings)
+    seed = _seed(seed)
     if n is None:
         fraction = _check_fraction(fraction, "fraction")
     elif int(n) < 0:

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..atomic import atomic_output
+from ..bounds import check_seed
 from ..errors import DataError
 from .ratings import Ratings
 
@@ -114,6 +115,7 @@ def synthetic_ratings(n_ratings: int = 1_000_209, n_users: int | None = 6040,
     ``item_ids`` list them all), integer ratings 1..5 as float32, int64 timestamps, rows
     grouped by user, no repeated (user, item) pair.
     """
+    check_seed(seed, "seed", DataError)
     n_ratings = int(n_ratings)
     if n_ratings <= 0:
         raise DataError(f"n_ratings must be positive, got {n_ratings}")

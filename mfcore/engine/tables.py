@@ -101,10 +101,13 @@ class TableSpec:
         """Freshly initialised (rows, cols) float32 weights (draws from ``rng`` for the
         random inits, in the order Keras' Embedding does: row-major)."""
         shape = (self.rows, self.cols)
+        # a scale beyond float32 gives inf weights: fit reports it, naming the init scale
         if self.init == "uniform":
-            out = rng.uniform(-self.scale, self.scale, size=shape).astype(np.float32)
+            with np.errstate(over="ignore"):
+                out = rng.uniform(-self.scale, self.scale, size=shape).astype(np.float32)
         elif self.init == "normal":
-            out = rng.normal(0.0, self.scale, size=shape).astype(np.float32)
+            with np.errstate(over="ignore"):
+                out = rng.normal(0.0, self.scale, size=shape).astype(np.float32)
         else:
             out = np.full(shape, 0.0 if self.init == "zeros" else self.scale, np.float32)
         for col, value in self.constant_columns.items():

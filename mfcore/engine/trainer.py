@@ -7,7 +7,11 @@
    (:func:`mfcore.engine.loop.run_batches`, or a kernel's fused per-sample SGD epoch), so
    the progress bar advances and Ctrl-C works between them;
 4. :func:`fit` validates after each epoch, logs a Keras-style line, and handles early
-   stopping and divergence.
+   stopping and divergence (:class:`Divergence`).
+
+Before allocating, ``fit`` estimates the memory it needs (:mod:`mfcore.engine.memory`) and
+refuses with the figures when it does not fit. A ``fit`` that fails (divergence, memory, a
+bad argument) leaves the model as it was before the call.
 """
 from __future__ import annotations
 
@@ -19,13 +23,34 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import registry
-from ..errors import ModelError, TrainingDiverged
+from ..bounds import MAX_BATCH, MAX_EPOCHS, check_seed
+from ..errors import MemoryLimitError, MfcoreError, ModelError, TrainingDiverged
 from ..kernels import dispatch
-from . import loop, optim, samples, sgd
+from . import loop, memory, optim, samples, sgd
 from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, buffers
 from .optim import OptArrays, OptConfig
 
 SHUFFLES = registry.SHUFFLES
+
+#: Divergence bound: training stops as diverged when an epoch's training loss or the
+#: validation MSE exceeds DIVERGENCE_FACTOR times the reference loss, the larger of the
+#: loss at the start of the fit and the ratings' own scale (their mean square, or the
+#: squared width of their range if larger: what predicting 0 or any wrong value inside
+#: the range costs). Honest training never comes near it: losses fall from the start.
+DIVERGENCE_FACTOR = 100.0
+#: Initial weights whose loss exceeds INIT_FACTOR times the ratings' scale (predictions
+#: about 100 times off the rating scale) are refused before training: the init scale is
+#: the problem, not the learning rate.
+INIT_FACTOR = 1e4
+#: Models whose output is bounded (a 5-sigmoid, clipped predictions) cannot pass the
+#: divergence bound: a learning rate far too large saturates them instead, and the loss
+#: sticks at a value worse than where training started (e.g. mfbs at lr 1e6: loss 2.4 ->
+#: 6.9, validation RMSE 2.6, worse than predicting the mean). So training also stops as
+#: diverged when an epoch's training loss exceeds RISE_FACTOR x the loss at the start AND
+#: (with validation data) the validation MSE exceeds RISE_FACTOR x the validation MSE at
+#: the start: training made the model worse on both. (Overfitting raises the validation
+#: MSE only; a growing L2 penalty or dropout during training the training loss only.)
+RISE_FACTOR = 2.0
 
 
 @dataclass
@@ -140,11 +165,13 @@ def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=No
     if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float, np.floating)) \
             or not 0 < lr_decay <= 1:
         raise ModelError(f"lr_decay must be a number in (0, 1], got {lr_decay!r}")
-    if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
-        raise ModelError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer))
+                                        and 0 <= epochs <= MAX_EPOCHS):
+        raise ModelError(f"epochs must be an integer from 0 to {MAX_EPOCHS:,}, got {epochs!r}")
     if isinstance(batch_size, bool) or not (isinstance(batch_size, (int, np.integer))
-                                            and batch_size >= 1):
-        raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
+                                            and 1 <= batch_size <= MAX_BATCH):
+        raise ModelError(f"batch_size must be an integer from 1 to {MAX_BATCH:,}, got "
+                         f"{batch_size!r}")
     if not (isinstance(lr, (int, float, np.floating)) and lr > 0 and math.isfinite(lr)):
         raise ModelError(f"learning rate must be a positive number, got {lr!r}")
     for what, value in (("beta_1", beta_1), ("beta_2", beta_2)):
@@ -159,12 +186,10 @@ def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=No
         if validation is None:
             raise ModelError("early stopping needs validation data")
         if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
-                or early_stopping < 0:
-            raise ModelError(f"early_stopping must be a non-negative integer (patience in "
-                             f"epochs), got {early_stopping!r}")
-    seed = model.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
-        raise ModelError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+                or not 0 <= early_stopping <= MAX_EPOCHS:
+            raise ModelError(f"early_stopping must be an integer from 0 to {MAX_EPOCHS:,} "
+                             f"(patience in epochs), got {early_stopping!r}")
+    seed = check_seed(model.seed if seed is None else seed)
     import numba
     max_threads = numba.config.NUMBA_NUM_THREADS
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
@@ -215,7 +240,7 @@ class Run:
         self.S = model._encode_ratings(train)
         self.n = self.S.X.shape[0]
         self.n_batches = -(-self.n // o.batch_size)
-        self.ws = model._workspace(o.batch_size)
+        self.ws = model._workspace(min(o.batch_size, max(1, self.n)))
         self.step = np.array([st.step], np.int64)
         self.cfg = OptConfig(o.optimizer.code, o.lr, o.beta_1, o.beta_2, o.epsilon, 0,
                              o.batch_size, o.seed)
@@ -340,6 +365,144 @@ def _finite(model):
     return bool(np.all(np.isfinite(model.tables_.arena.W)) and np.all(np.isfinite(model.theta_)))
 
 
+def ratings_scale(y) -> float:
+    """The ratings' own scale as a loss: the larger of their mean square (what predicting
+    0 costs) and the squared width of their range (the worst prediction inside it)."""
+    y = np.asarray(y, np.float64)
+    if y.size == 0:
+        return 1.0
+    return max(float(np.mean(y * y)), float(np.ptp(y)) ** 2, 1e-12)
+
+
+class Divergence:
+    """Divergence checks of one fit (see :data:`DIVERGENCE_FACTOR`, :data:`INIT_FACTOR`).
+
+    On creation, the loss of the weights the fit starts from (``start_loss``: plain MSE
+    on the training ratings, unclipped, plus any Keras penalty) is measured; non-finite
+    weights or predictions, or a loss above ``INIT_FACTOR`` x the ratings' scale, raise
+    at once, blaming the initial weights. Then :meth:`epoch` and :meth:`validation` raise
+    when a loss is non-finite or above ``bound``."""
+
+    def __init__(self, model, run, train, o, epoch0):
+        self.model, self.o, self.epoch0 = model, o, epoch0
+        self.scale = ratings_scale(train.ratings)
+        self.fresh = epoch0 == 0
+        if not _finite(model):
+            self._raise_initial("{w} are not finite (float32 weights hold at most 3.4e+38)")
+        self.S, self.y = run.S, train.ratings
+        with np.errstate(all="ignore"):
+            self.start_mse = self._train_mse()
+            self.start_loss = self.start_mse + model._keras_penalty()
+        if not math.isfinite(self.start_loss):
+            self._raise_initial("{w} give NaN or infinite predictions")
+        if self.start_loss > INIT_FACTOR * self.scale:
+            self._raise_initial("{w} predict ratings far off the data's scale (their loss "
+                                f"{self.start_loss:.3g} is more than {INIT_FACTOR:g} x the "
+                                f"ratings' scale {self.scale:.3g})")
+        self.reference = max(self.start_loss, self.scale)
+        self.bound = DIVERGENCE_FACTOR * self.reference
+        #: set by fit: the validation MSE of the starting weights (None: no validation)
+        self.start_val = None
+        self._rose = None
+
+    def _train_mse(self):
+        """Plain MSE of the current weights on the training ratings (unclipped, without
+        dropout: what the loss at the start measures)."""
+        model, S = self.model, self.S
+        n = S.X.shape[0]
+        pred = np.empty(n, np.float32)
+        chunk = model._prediction_chunk(n)
+        loop.predict_all(model.kernel_family, model.tables_.arena, model._params(), S,
+                         pred, model._workspace(chunk), chunk)
+        sse, _ = loop.error_sums(pred, self.y)
+        return sse / max(1, n)
+
+    def _init_advice(self):
+        model = self.model
+        scale = getattr(model, "init_scale", None)
+        if scale is None:
+            return "the model's initial weights are the problem, not the learning rate"
+        import inspect
+        param = inspect.signature(type(model).__init__).parameters.get("init_scale")
+        default = "" if param is None or param.default is inspect.Parameter.empty \
+            else f", the default is {param.default:g}"
+        return f"init_scale {scale:g} is too large; use a smaller init_scale{default}"
+
+    def _raise_initial(self, reason):
+        if not self.fresh:  # a warm restart from weights that went bad outside fit
+            raise TrainingDiverged("cannot train: " + reason.format(
+                w="the weights the model holds") + "; build a new model", None, "weights")
+        raise TrainingDiverged("cannot train: " + reason.format(w="the initial weights")
+                               + f": {self._init_advice()}", None, "init")
+
+    def _raise(self, epoch, reason, hist, loss=None):
+        hist.diverged = True
+        if loss is not None:
+            hist.loss.append(float(loss))
+        o = self.o
+        if self.fresh and self.start_loss > DIVERGENCE_FACTOR * self.scale:
+            advice, cause = self._init_advice() + " (the initial weights were already far " \
+                "off the ratings' scale)", "init"
+        else:
+            advice, cause = f"try a smaller learning rate (now {o.lr:g})", "learning-rate"
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1} of "
+                               f"{self.epoch0 + o.epochs}: {reason}; {advice}",
+                               epoch + 1, cause, hist)
+
+    def _beyond(self, what, value):
+        return (f"{what} reached {value:.3g}, above the divergence bound {self.bound:.3g} "
+                f"({DIVERGENCE_FACTOR:g} x the larger of the loss at the start, "
+                f"{self.start_loss:.3g}, and the ratings' scale, {self.scale:.3g})")
+
+    def epoch(self, epoch, loss, ok, hist):
+        """Check the weights and the training loss after an epoch."""
+        if not ok or not math.isfinite(loss):
+            self._raise(epoch, "the training loss became NaN or infinite", hist, loss)
+        if not _finite(self.model):
+            self._raise(epoch, "weights became NaN or infinite", hist, loss)
+        if loss > self.bound:
+            self._raise(epoch, self._beyond("the training loss", loss), hist, loss)
+        self._rose = loss if loss > RISE_FACTOR * self.start_loss else None
+        if self._rose is not None and self.start_val is None:
+            # no validation data: confirm on the training ratings without dropout (a
+            # dropout net's training loss is above its loss without it); only computed
+            # when the loss rose, so honest epochs pay nothing
+            with np.errstate(all="ignore"):
+                mse = self._train_mse()
+            if mse > RISE_FACTOR * self.start_mse:
+                self._raise(epoch, f"the training MSE rose to {mse:.3g}, more than "
+                            f"{RISE_FACTOR:g} x the MSE at the start ({self.start_mse:.3g})",
+                            hist, loss)
+
+    def validation(self, epoch, mse, hist):
+        """Check the validation MSE after an epoch."""
+        if not math.isfinite(mse):
+            self._raise(epoch, "the validation MSE became NaN or infinite", hist)
+        if mse > self.bound:
+            self._raise(epoch, self._beyond("the validation MSE", mse), hist)
+        if self._rose is not None and mse > RISE_FACTOR * self.start_val:
+            self._raise(epoch, f"the training loss rose to {self._rose:.3g} and the "
+                        f"validation MSE to {mse:.3g}, more than {RISE_FACTOR:g} x their "
+                        f"values at the start ({self.start_loss:.3g} and "
+                        f"{self.start_val:.3g}): training made the model worse", hist)
+
+
+def _memory_budget(model, train, validation, o, warm):
+    """The check :meth:`RatingModel._build` runs on the design before allocating."""
+    def check(design):
+        try:
+            width = samples.FIRST_CONTEXT + len(model._context(
+                train.users[:1], train.items[:1], train.timestamps[:1]))
+        except Exception:  # noqa: BLE001 - an estimate: assume a wide record
+            width = 8
+        parts = memory.fit_footprint(
+            design, n_train=len(train), n_val=0 if validation is None else len(validation),
+            record_width=width, batch_size=o.batch_size, optimizer=o.optimizer,
+            warm_restart=warm, early_stopping=o.early_stopping)
+        memory.check_fits(parts, f"training {model.name} with these settings")
+    return check
+
+
 def fit(model, train, validation=None, **options):
     """Train ``model`` in place on ``train`` (a Ratings) and return a :class:`History`.
 
@@ -370,11 +533,39 @@ def fit(model, train, validation=None, **options):
     bar (None: when stderr is a terminal); log: a callable taking each line (default:
     print to stderr); callbacks: callables ``f(epoch, history)``; one returning True stops
     training.
+
+    Divergence: training stops with :class:`~mfcore.errors.TrainingDiverged` when a loss or
+    weight becomes NaN or infinite, an epoch's training loss or validation MSE exceeds
+    :data:`DIVERGENCE_FACTOR` x the larger of the loss at the start and the ratings' scale,
+    or both the training loss and the validation MSE (the training MSE without
+    validation data) exceed :data:`RISE_FACTOR` x their values at the start (a bounded
+    output that saturated);
+    initial weights that predict non-finite values or a loss above :data:`INIT_FACTOR` x
+    the ratings' scale are refused before the first epoch (blaming the init scale).
+    Memory: the arrays the fit needs are estimated first
+    (:mod:`mfcore.engine.memory`); :class:`~mfcore.errors.MemoryLimitError` when they do
+    not fit. Any error leaves the model as it was before the call (unfitted if it was):
+    weights, optimizer state, history and bookkeeping.
     """
     o = fit_options(model, validation, **options)
     if len(train) == 0:
         raise ModelError("the training set is empty")
-    model._prepare(train, validation)
+    pre_fit = model._pre_fit_state()
+    try:
+        return _fit(model, train, validation, o)
+    except MfcoreError:
+        model._return_to(pre_fit)
+        raise
+    except MemoryError:
+        model._return_to(pre_fit)
+        raise MemoryLimitError(f"ran out of memory while training {model.name} (the estimate "
+                               f"before allocating said it would fit; other processes may "
+                               f"have taken memory since)") from None
+
+
+def _fit(model, train, validation, o):
+    warm = getattr(model, "tables_", None) is not None
+    model._prepare(train, validation, budget=_memory_budget(model, train, validation, o, warm))
     run = Run(model, train, o)
     val = None
     if validation is not None and len(validation):
@@ -386,26 +577,23 @@ def fit(model, train, validation=None, **options):
     best = (math.inf, None, None)  # (val mse, epoch, snapshot)
     since_best = 0
     epoch0 = model.epochs_trained_
+    guard = Divergence(model, run, train, o, epoch0)
+    if val is not None:
+        with np.errstate(all="ignore"):
+            guard.start_val = evaluate_records(model, *val)[0]
+    hist.settings["start_loss"] = guard.start_loss
+    hist.settings["divergence_bound"] = guard.bound
     for e in range(o.epochs):
         epoch = epoch0 + e
         t0 = time.perf_counter()
-        snapshot = model._snapshot()
         epoch_loss, ok = run.epoch(e, epoch)
-        if not ok or not _finite(model):
-            model._restore(snapshot)
-            hist.diverged = True
-            msg = (f"training diverged in epoch {epoch + 1} (loss became NaN or infinite); "
-                   f"kept the weights from the end of epoch {epoch}. Try a smaller learning "
-                   f"rate (now {o.lr:g}).")
-            if o.verbose:
-                o.log("error: " + msg)
-            model.history_ = hist
-            raise TrainingDiverged(msg)
+        guard.epoch(epoch, epoch_loss, ok, hist)
         model.epochs_trained_ += 1
         hist.loss.append(float(epoch_loss))
         line = f"Epoch {epoch + 1}/{epoch0 + o.epochs} - loss: {epoch_loss:.4f}"
         if val is not None:
             mse, mae = evaluate_records(model, *val)
+            guard.validation(epoch, mse, hist)
             penalty = model._keras_penalty()
             hist.val_loss.append(float(mse + penalty))
             hist.val_mse.append(float(mse))

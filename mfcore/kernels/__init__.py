@@ -68,3 +68,24 @@ def _isolate_numba_cache():
 
 
 _isolate_numba_cache()
+
+
+def cache_is_cold(kernel_modules=()) -> bool:
+    """Whether Numba's on-disk cache lacks the compiled engine loop or one of the given
+    kernel modules (``"mf"``, ``"nn"`` ...): the next fit then compiles first (about 10 s).
+    A guess from the cache's index files, for a one-line notice, never for behaviour."""
+    import os
+
+    import numba
+
+    folder = numba.config.CACHE_DIR
+    try:
+        names = [name for _, _, files in os.walk(folder) for name in files
+                 if name.endswith(".nbi")]
+    except OSError:
+        return True
+    wanted = ["loop."] + [f"{m}." for m in kernel_modules]
+    return not all(any(n.startswith(w) for n in names) for w in wanted)
+
+
+COMPILE_NOTICE = "compiling kernels (first run only, ~10 s)..."

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..bounds import check_seed
 from ..data.ratings import Ratings, lookup_ids
 from ..engine import loop, samples, trainer
 from ..engine.contract import Params
@@ -35,6 +36,9 @@ UNKNOWN_POLICIES = ("raise", "nan", "mean")
 EVALUATE_POLICIES = ("model", "skip", "mean")
 #: records per prediction call (the size workspaces for prediction are made for)
 PREDICT_CHUNK = 8192
+#: the most scratch memory one prediction call takes: models with wide layers predict
+#: fewer records per call (the predictions are the same)
+PREDICT_WORKSPACE_BYTES = 64 << 20
 
 
 @dataclass
@@ -118,10 +122,7 @@ class RatingModel:
 
     def _check(self):
         """Check every hyper-parameter (ModelError on the first bad one)."""
-        seed = getattr(self, "seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-                or not 0 <= seed < 2 ** 63:
-            raise ModelError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+        check_seed(getattr(self, "seed", 0))
         self._validate()
 
     # ---- to be provided by subclasses -------------------------------------------------------
@@ -167,9 +168,13 @@ class RatingModel:
         from ..kernels.dispatch import family
         return family(self.kernel)
 
-    def _build(self, n_users, n_items, rng):
-        """Design the model for this index space and initialise every parameter."""
+    def _build(self, n_users, n_items, rng, budget=None):
+        """Design the model for this index space and initialise every parameter.
+        ``budget(design)``, when given, runs before anything large is allocated (the
+        memory check of ``fit``)."""
         design = self._design(n_users, n_items)
+        if budget is not None:
+            budget(design)
         tables = ParameterTables.initialise(design.tables, rng)
         theta = np.zeros(design.theta_size, np.float32)
         state = np.zeros(design.state_size, np.float32)
@@ -211,10 +216,13 @@ class RatingModel:
                 and np.array_equal(self.user_ids_, train.user_ids)
                 and np.array_equal(self.item_ids_, train.item_ids))
 
-    def _prepare(self, train: Ratings, validation=None):
+    def _prepare(self, train: Ratings, validation=None, budget=None):
         """Build parameters for ``train``'s index space (or keep them for a warm restart)
-        and update what the training data tells about users and items."""
+        and update what the training data tells about users and items. ``budget``: see
+        :meth:`_build`."""
         same = self._is_built_for(train)
+        if same and budget is not None:
+            budget(self.design_)
         if not same:
             source = getattr(self, "data_source_", {})
             for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
@@ -230,7 +238,8 @@ class RatingModel:
             self.item_ids_ = np.asarray(train.item_ids)
             self._seen(train, same=False)
             self._fit_context(train, validation)
-            self._build(train.n_users, train.n_items, np.random.default_rng(self.seed))
+            self._build(train.n_users, train.n_items, np.random.default_rng(self.seed),
+                        budget)
             self._built_params = self.get_params()
             self._prepared_for = weakref.ref(train)
             return
@@ -292,6 +301,29 @@ class RatingModel:
                                  "with mfcore.random_split (or build both from one DataFrame)")
         trainer.fit(self, train, validation, **kwargs)
         return self.history_
+
+    def _pre_fit_state(self):
+        """What :meth:`_return_to` needs to undo a ``fit`` that failed: the attributes (a
+        shallow copy: ``fit`` replaces them, except the weights and optimizer state, which
+        it updates in place and which are copied here)."""
+        saved = dict(vars(self))
+        arrays = None
+        if getattr(self, "tables_", None) is not None:
+            st = getattr(self, "optimizer_state_", None)
+            arrays = (self.tables_.arena.W.copy(), self.theta_.copy(), self.state_.copy(),
+                      None if st is None else st.copy())
+        return saved, arrays
+
+    def _return_to(self, pre_fit):
+        """Put the model back as :meth:`_pre_fit_state` found it (unfitted if it was)."""
+        saved, arrays = pre_fit
+        vars(self).clear()
+        vars(self).update(saved)
+        if arrays is not None:
+            self.tables_.arena.W[...] = arrays[0]
+            self.theta_[...] = arrays[1]
+            self.state_[...] = arrays[2]
+            self.optimizer_state_ = arrays[3]
 
     def _snapshot(self):
         st = self.optimizer_state_
@@ -356,12 +388,17 @@ class RatingModel:
         clipped to the training rating range for models whose ``clip`` is on."""
         n = S.X.shape[0]
         out = np.empty(n, np.float32)
-        chunk = max(1, min(PREDICT_CHUNK, n))
+        chunk = self._prediction_chunk(n)
         loop.predict_all(self.kernel_family, self.tables_.arena, self._params(), S, out,
                          self._workspace(chunk), chunk)
         if getattr(self, "clip", False):
             np.clip(out, self.rating_min_, self.rating_max_, out=out)
         return out
+
+    def _prediction_chunk(self, n) -> int:
+        """Records per prediction call for ``n`` records: PREDICT_CHUNK, fewer when the
+        kernel's workspace for them would pass PREDICT_WORKSPACE_BYTES."""
+        return prediction_chunk(self.design_, n)
 
     def _predict_indices(self, users, items, timestamps=None) -> np.ndarray:
         """Raw model output for index arrays (no clipping, no unknown handling)."""
@@ -576,6 +613,15 @@ class RatingModel:
 
 
 # ---- helpers ----------------------------------------------------------------------------
+def prediction_chunk(design, n) -> int:
+    """Records per prediction call (see :meth:`RatingModel._prediction_chunk`)."""
+    chunk = max(1, min(PREDICT_CHUNK, int(n)))
+    per_record = int(design.workspace(2)) - int(design.workspace(1))
+    if per_record > 0:
+        chunk = max(1, min(chunk, PREDICT_WORKSPACE_BYTES // (4 * per_record)))
+    return chunk
+
+
 def top_n(scores, n):
     """Indices of the ``n`` largest scores, best first (ties in index order)."""
     n = max(0, min(int(n), len(scores)))

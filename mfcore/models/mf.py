@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from ..bounds import MAX_FACTORS
 from ..engine.tables import TableSpec
 from ..registry import EMBEDDING_INITS, L2_MODES
 from ..errors import ModelError
@@ -30,8 +31,9 @@ def check_init(init, init_scale):
 
 
 def check_factors(factors, what="factors"):
-    if isinstance(factors, bool) or not (isinstance(factors, (int, np.integer)) and factors >= 1):
-        raise ModelError(f"{what} must be a positive integer, got {factors!r}")
+    if isinstance(factors, bool) or not (isinstance(factors, (int, np.integer))
+                                         and 1 <= factors <= MAX_FACTORS):
+        raise ModelError(f"{what} must be an integer from 1 to {MAX_FACTORS:,}, got {factors!r}")
 
 
 def check_scale(scale):

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from ..engine.tables import TableSpec
+from ..bounds import check_bins
 from ..errors import ModelError
 from ..features.time import TimeAxis
 from ..kernels import mlp
@@ -125,9 +126,7 @@ class _ProgramModel(RatingModel):
             raise ModelError(f"time_inputs must be a non-empty selection of "
                              f"{', '.join(TIME_INPUTS)}, got {self.time_inputs!r}")
         self._time_inputs = tuple(v for v in TIME_INPUTS if v in inputs)
-        if isinstance(self.time_bins, bool) or not isinstance(self.time_bins, (int, np.integer)) \
-                or self.time_bins < 1:
-            raise ModelError(f"time_bins must be a positive integer, got {self.time_bins!r}")
+        check_bins(self.time_bins, "time_bins")
         if self.time_factors is not None:
             check_factors(self.time_factors, "time_factors")
 

@@ -165,9 +165,49 @@ def _check_ids(f, key):
     ids = f.array(key, "iuUf")
     if len(ids) == 0:
         f.fail(f"array {key!r} is empty")
+    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids)):
+        f.fail(f"array {key!r} holds NaN or infinite ids")
     if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
         f.fail(f"array {key!r} is not strictly increasing (ids must be sorted and unique)")
     return ids
+
+
+def _data_source(f):
+    """``data_source`` (where the model's training data came from), each field checked."""
+    from .. import registry
+    from ..bounds import is_seed
+    source = f.meta.get("data_source") or {}
+    if not isinstance(source, dict):
+        f.fail("metadata 'data_source' must be an object")
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+
+    checks = {
+        "dataset": (lambda v: v in registry.DATASETS, "a builtin data set name"),
+        "data": (lambda v: isinstance(v, str) and v != "" and "\0" not in v, "a path"),
+        "sha256": (lambda v: isinstance(v, str) and len(v) == 64
+                   and all(c in "0123456789abcdef" for c in v), "a SHA-256 in hex"),
+        "sep": (lambda v: isinstance(v, str) and v != "", "a separator"),
+        "header": (lambda v: isinstance(v, bool), "true or false"),
+        "split": (lambda v: v in registry.SPLITS, "one of " + ", ".join(registry.SPLITS)),
+        "split_seed": (is_seed, "a seed"),
+        "train_fraction": (number, "a number in (0, 1)"),
+    }
+    for key, (ok, what) in checks.items():
+        value = source.get(key)
+        if value is not None and not ok(value):
+            f.fail(f"metadata 'data_source.{key}' is {value!r}, expected {what}")
+    return source
+
+
+def _index_array(f, key):
+    """A 1-d integer array of counts or indices as int64, every value in [0, 2**62]
+    (unsigned values that would wrap, or negative ones, are refused)."""
+    a = f.array(key, "iu")
+    if len(a) and (a.min() < 0 or a.max() > 1 << 62):
+        f.fail(f"array {key!r} holds negative or absurdly large values")
+    return a.astype(np.int64)
 
 
 def load_model(path):
@@ -191,22 +231,21 @@ def load_model(path):
         model._check()
     except (TypeError, ModelError) as exc:
         f.fail(f"bad hyper-parameters in model file ({exc})")
-    epochs = f.field("epochs_trained", int, lambda v: v >= 0, "a non-negative integer")
+    epochs = f.field("epochs_trained", int, lambda v: 0 <= v < 1 << 62,
+                     "a non-negative integer below 2**62")
     mean = f.field("global_mean", float, what="a finite number")
     lo = f.field("rating_min", float, what="a finite number")
     hi = f.field("rating_max", float, lambda v: v >= lo, "a finite number >= rating_min")
     n_train = f.meta.get("n_train", 0)
     if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 0:
         f.fail(f"metadata 'n_train' is {n_train!r}, expected a non-negative integer")
-    source = f.meta.get("data_source") or {}
-    if not isinstance(source, dict):
-        f.fail("metadata 'data_source' must be an object")
+    source = _data_source(f)
     user_ids, item_ids = _check_ids(f, "user_ids"), _check_ids(f, "item_ids")
     n_users, n_items = len(user_ids), len(item_ids)
-    counts_u = f.array("user_counts", "iu")
-    counts_i = f.array("item_counts", "iu")
-    ptr = f.array("seen_indptr", "iu")
-    seen = f.array("seen_items", "iu")
+    counts_u = _index_array(f, "user_counts")
+    counts_i = _index_array(f, "item_counts")
+    ptr = _index_array(f, "seen_indptr")
+    seen = _index_array(f, "seen_items")
     if len(counts_u) != n_users or len(counts_i) != n_items or len(ptr) != n_users + 1:
         f.fail("user/item bookkeeping arrays do not match the id maps")
     if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or ptr[-1] != len(seen) \
@@ -271,8 +310,27 @@ def _history(f):
     if not isinstance(hist, dict):
         f.fail("metadata 'history' must be an object")
     h = History()
-    known = set(h.as_dict())
+    fields = h.as_dict()
     for k, v in hist.items():
-        if k in known:
-            setattr(h, k, v)
+        if k not in fields:
+            continue
+        default = fields[k]
+        if isinstance(default, list):
+            if not isinstance(v, list) or not all(
+                    v_ is None or (isinstance(v_, (int, float)) and not isinstance(v_, bool))
+                    for v_ in v):
+                f.fail(f"metadata 'history.{k}' must be a list of numbers")
+        elif k == "best_epoch":
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                f.fail(f"metadata 'history.best_epoch' is {v!r}, expected a positive integer")
+        elif isinstance(default, bool):
+            if not isinstance(v, bool):
+                f.fail(f"metadata 'history.{k}' must be true or false")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                f.fail(f"metadata 'history.{k}' must be a number")
+        elif isinstance(default, dict):
+            if not isinstance(v, dict):
+                f.fail(f"metadata 'history.{k}' must be an object")
+        setattr(h, k, v)
     return h

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from ..engine.tables import TableSpec
+from ..bounds import MAX_BETA, check_bins
 from ..errors import ModelError
 from ..features.implicit import IMPLICIT_MODES, implicit_sets
 from ..features.time import TimeAxis
@@ -61,9 +62,10 @@ class _KorenModel(RatingModel):
         if self._time:
             for what in ("l2_time", "l2_scale", "lr_drift", "lr_time", "beta"):
                 _nonneg(getattr(self, what), what)
-            if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) \
-                    or self.bins < 1:
-                raise ModelError(f"bins must be a positive integer, got {self.bins!r}")
+            check_bins(self.bins)
+            if self.beta > MAX_BETA:
+                raise ModelError(f"beta must be a number from 0 to {MAX_BETA:g}, got "
+                                 f"{self.beta!r}")
             off = self._switched_off()
             if off is None or any(t not in TIME_TERMS for t in off):
                 raise ModelError(f"without must list time terms from {', '.join(TIME_TERMS)}, "

@@ -114,7 +114,7 @@ def test_bench_vs_keras_with_a_fake_keras(monkeypatch):
 @pytest.mark.parametrize("args,needle", [
     (["--models", "nosuchmodel"], "nosuchmodel"),
     (["--optimizers", "rmsprop"], "rmsprop"),
-    (["--factors", "0"], "positive"),
+    (["--factors", "0"], "0 is not in the range 1.."),
     (["--factors", "ten"], "integers"),
     (["--repeat", "0"], "repeat"),
     (["--json", "--markdown"], "--json or --markdown"),

@@ -232,3 +232,27 @@ def test_train_full_shuffle(run):
               "--batch-size", "1", "--epochs", "1", "--shuffle", "full", "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["shuffle"] == "full"
+
+
+def test_cold_kernel_cache_is_announced_once_on_stderr(run, tmp_path, monkeypatch):
+    """The first run compiles for ~10 s: one line says so (on stderr, never stdout); a
+    warm cache says nothing, and -q silences it."""
+    import numba
+
+    from mfcore.kernels import COMPILE_NOTICE, cache_is_cold
+    args = ("train", "--dataset", "ml-100k", "--factors", "2", "--epochs", "1")
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "empty-cache"))
+    assert cache_is_cold(["mf"])
+    res = CliRunner().invoke(main, list(args))
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr.count(COMPILE_NOTICE) == 1 and COMPILE_NOTICE not in res.stdout
+    quiet = CliRunner().invoke(main, [*args, "-q"])
+    assert COMPILE_NOTICE not in quiet.stderr
+    # a cache holding the engine loop and the model's kernel counts as warm
+    for sub, name in (("engine_x", "loop.run_batches-26.py311.nbi"),
+                      ("kernels_x", "mf.forward_backward-49.py311.nbi")):
+        (tmp_path / "empty-cache" / sub).mkdir(parents=True)
+        (tmp_path / "empty-cache" / sub / name).write_bytes(b"")
+    assert not cache_is_cold(["mf"]) and cache_is_cold(["mf", "nn"])
+    warm = CliRunner().invoke(main, list(args))
+    assert warm.exit_code == 0 and COMPILE_NOTICE not in warm.stderr

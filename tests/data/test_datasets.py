@@ -555,18 +555,28 @@ def test_progress_disabled_prints_nothing():
     assert s2.getvalue() == ""
 
 
-def test_progress_draws_counts_percent_rate_and_throttles():
+def test_progress_draws_counts_percent_rate_and_throttles(monkeypatch):
+    import types
+
+    import mfcore.progress as progress
+    clock = types.SimpleNamespace(now=0.0)
+    # a clock the test moves (no wall-clock dependence): 1 ms per update, 1 s in all
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
     s = _Tty()
     with Progress(1000, desc="epoch 1", unit="batch", stream=s) as bar:
-        for _ in range(1000):
+        for i in range(1000):
+            clock.now = i / 1000
             bar.update()
         bar.set_postfix("loss=0.8123")
+        clock.now = 1.0
     out = s.getvalue()
     assert out.startswith("\r") and out.endswith("\n")
-    assert out.count("\r") <= 5  # throttled to ~10 redraws a second
+    # throttled to one redraw per 0.1 s: ten in 1 s of updates (the postfix, within 0.1 s
+    # of the last, waits), and the final one on close
+    assert out.count("\r") == 11
     last = out.rstrip("\n").split("\r")[-1]
     assert "epoch 1" in last and "100%" in last and "1,000/1,000" in last
-    assert "batch/s" in last and "loss=0.8123" in last
+    assert "1.0k batch/s" in last and "00:01" in last and "loss=0.8123" in last
     s3 = io.StringIO()
     with Progress(2048, unit="B", stream=s3, enabled=True) as bar:
         bar.update(2048)

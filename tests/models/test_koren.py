@@ -127,3 +127,21 @@ def test_default_timestamp_is_the_users_last_training_day(u1):
     other = m.predict(users, items, timestamps=last_ts[users] - 40 * SECONDS_PER_DAY,
                       ids="index", unknown="mean")
     assert np.abs(other - m.predict(users, items, ids="index", unknown="mean")).max() > 1e-4
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"bins": 0}, "bins must be an integer from 1"),
+    ({"bins": 2 ** 40}, "bins must be an integer from 1"),
+    ({"bins": True}, "bins must be an integer from 1"),
+    ({"beta": 100.0}, "beta must be a number from 0 to 4"),
+    ({"beta": float("nan")}, "beta must be a non-negative number"),
+    ({"factors": 2 ** 40}, "factors must be an integer from 1"),
+])
+def test_time_parameters_are_bounded(params, match):
+    with pytest.raises(ModelError, match=match):
+        create_model("timesvdpp", **params)._check()
+
+
+def test_nn_time_bins_are_bounded():
+    with pytest.raises(ModelError, match="time_bins must be an integer from 1"):
+        create_model("nn", time_features=True, time_bins=2 ** 40)._check()

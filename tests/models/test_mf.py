@@ -196,14 +196,19 @@ def test_per_sample_sgd_learns(ml100k_split):
     train, val = ml100k_split
     m = MFB(factors=10, l2=0.02, l2_mode="per-sample", init="normal", init_scale=0.1, seed=0)
     h = m.fit(train, val, epochs=15, batch_size=1, optimizer="sgd", lr=0.01, verbose=0)
-    assert h.val_rmse[-1] < 0.96  # a bias+factor model well below the item-mean baseline
+    # on this split the training mean scores RMSE 1.128 and a bias-only model (baseline:
+    # mu + b_u + b_i) 0.951; the factors must take it below both: 0.934 at its best epoch
+    # (it overfits after epoch 9 and ends at 0.946)
+    assert min(h.val_rmse) < 0.94 and h.val_rmse[-1] < 0.95
     assert h.val_rmse[-1] < h.val_rmse[0]
 
 
 def test_sparse_adam_trains(ml100k_split):
     train, val = ml100k_split
     h = MFBS(factors=10, seed=0).fit(train, val, epochs=4, optimizer="sparse-adam", verbose=0)
-    assert h.val_mse[-1] < 0.95
+    # the training mean scores MSE 1.272 on this split, a bias-only model 0.904; MFBS
+    # reaches 0.887 after 4 epochs
+    assert h.val_mse[-1] < 0.895
 
 
 def test_dataframe_input_and_validation(ml100k):
@@ -272,3 +277,13 @@ def test_second_moment_of_a_row_repeated_in_a_batch(keras_moments):
     expect = (g ** 2).sum(axis=0) if keras_moments else g.sum(axis=0) ** 2
     _, VI = m.optimizer_state_.moments(m.tables_, "items")
     np.testing.assert_allclose(VI[0], 0.001 * expect, rtol=1e-4)
+
+
+def test_the_thresholds_above_fail_a_bias_only_model(ml100k_split):
+    """The oracle behind the two thresholds above: a bias-only model (no factors) and the
+    training mean, on the same split, score above them."""
+    train, val = ml100k_split
+    h = create_model("baseline").fit(train, val, verbose=0)
+    assert min(h.val_rmse) > 0.94 and min(h.val_mse) > 0.895
+    mean_mse = float(np.mean((val.ratings - train.ratings.mean()) ** 2))
+    assert mean_mse > 0.895 and np.sqrt(mean_mse) > 0.95

@@ -82,11 +82,15 @@ def test_notebook_nn_variants(label, toy):
     model = NN(**params)
     assert model.layers() == layers
     train, val = toy
-    hist = model.fit(train, validation=val, epochs=1, batch_size=64, verbose=0)  # 240 steps
-    hist = model.fit(train, validation=val, epochs=1, batch_size=64, verbose=0)  # 480 total
+    # lr 1e-2: the notebook's 1e-3 needs 8+ epochs to learn through Dropout(.7) twice
+    hist = model.fit(train, validation=val, epochs=1, batch_size=64, lr=1e-2,
+                     verbose=0)  # 240 steps
+    hist = model.fit(train, validation=val, epochs=1, batch_size=64, lr=1e-2,
+                     verbose=0)  # 480 total
     assert model.optimizer_state_.step == 2 * math.ceil(len(train) / 64)
-    # learning: far below the ~13 of the untrained output (heavy dropout learns slowly)
-    assert all(np.isfinite(hist.val_loss)) and hist.val_loss[-1] < 4.0
+    # learning: predicting the training mean scores 0.80 on this validation set (a
+    # bias-only model, the truth of this toy data, 0.41); every variant reaches 0.36-0.62
+    assert all(np.isfinite(hist.val_loss)) and hist.val_loss[-1] < 0.7
 
 
 MIXED_VARIANTS = {
@@ -113,7 +117,8 @@ def test_mixed_variants(label, toy):
     assert model.layers() == layers
     train, val = toy
     hist = model.fit(train, validation=val, epochs=2, verbose=0)
-    assert all(np.isfinite(hist.val_loss)) and hist.val_loss[-1] < 1.5
+    # the training mean scores 0.80 here; every variant reaches 0.33-0.53
+    assert all(np.isfinite(hist.val_loss)) and hist.val_loss[-1] < 0.6
 
 
 def test_residual_blocks():
@@ -227,3 +232,11 @@ def test_registered():
     for name in NAMES:
         assert name in MODELS
         assert MODELS[name].name == name
+
+
+def test_the_learning_thresholds_fail_the_training_mean(toy):
+    """The oracle behind the thresholds of the variant tests: predicting the training
+    mean scores above both (0.80)."""
+    train, val = toy
+    mean_mse = float(np.mean((val.ratings - train.ratings.mean()) ** 2))
+    assert mean_mse > 0.7 > 0.6
