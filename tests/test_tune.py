@@ -265,7 +265,7 @@ def test_a_diverging_trial_is_recorded_and_ranked_last(small):
     ({"grid": "seed=1,2"}, SpaceError, "seed is not searched"),
     ({"grid": "factors=2,4", "params": {"factors": 3}}, SpaceError, "both held fixed"),
     ({"grid": "lr=0.1", "lr": 0.2}, SpaceError, "both held fixed"),
-    ({"grid": "factors=4,0"}, ModelError, "trial 1 .*factors must be a positive"),
+    ({"grid": "factors=4,0"}, ModelError, "trial 1 .*factors must be an integer from 1 to"),
     ({"grid": "lr=-1"}, ModelError, "trial 0 .*learning rate"),
     ({"grid": "factors=2", "metric": "mse"}, MfcoreError, "metric must be"),
     ({"grid": "factors=2", "colour": 1}, ModelError, "unknown fit option"),

@@ -199,7 +199,7 @@ def test_tune_bad_value_is_one_line_before_any_work(run):
     res = run("tune", "--dataset", "ml-100k", "--grid", "factors=4,0", "--epochs", "1")
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines()[-1] == (
-        "error: trial 1 (factors=0): factors must be a positive integer, got 0")
+        "error: trial 1 (factors=0): factors must be an integer from 1 to 1,048,576, got 0")
 
 
 def test_scheduler_without_dask_is_one_line_on_how_to_install_it(run, monkeypatch):
