@@ -61,8 +61,11 @@ class Backend:
     name = "?"
 
     def __init__(self, retries: int = 2):
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise MfcoreError(f"retries must be a non-negative integer, got {retries!r}")
+        from .bounds import MAX_RETRIES
+        if isinstance(retries, bool) or not isinstance(retries, int) \
+                or not 0 <= retries <= MAX_RETRIES:
+            raise MfcoreError(f"retries must be an integer from 0 to {MAX_RETRIES}, got "
+                              f"{retries!r}")
         self.retries = retries
         #: tasks that had to run more than once (a worker died under them, or they raised
         #: and were retried)
@@ -361,9 +364,10 @@ def make_backend(jobs=None, scheduler=None, retries: int = 2) -> Backend:
     when ``scheduler`` is given, a Dask cluster."""
     if scheduler:
         return DaskBackend(scheduler, retries=retries)
+    from .bounds import MAX_JOBS
     jobs = default_jobs() if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise MfcoreError(f"jobs must be a positive integer, got {jobs!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise MfcoreError(f"jobs must be an integer from 1 to {MAX_JOBS:,}, got {jobs!r}")
     if jobs == 1:
         return InProcess(retries)
     return LocalProcesses(jobs, retries)

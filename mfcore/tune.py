@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import registry
+from .bounds import MAX_FOLDS, MAX_TRIALS
 from .errors import MfcoreError, ModelError
 
 __all__ = ["search", "cross_validate", "SearchResult", "parse_grid", "parse_space",
@@ -329,8 +330,9 @@ class FoldSet:
     def kfold(cls, data, k, seed=0):
         """``k``-fold cross-validation as :func:`mfcore.data.kfold_split` cuts it."""
         from .data.splits import kfold_assignment
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-            raise MfcoreError(f"folds must be an integer of at least 2, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) \
+                or not 2 <= k <= MAX_FOLDS:
+            raise MfcoreError(f"folds must be an integer from 2 to {MAX_FOLDS:,}, got {k!r}")
         return cls(base=data, assignment=kfold_assignment(len(data), int(k), seed))
 
     @classmethod
@@ -610,11 +612,16 @@ def _configs(name, grid, random, space, seed, taken):
         names, method = list(values), "grid"
         described = {k: Dist("choice", tuple(v)) if len(v) > 1 else Dist("const", tuple(v))
                      for k, v in values.items()}
+        n = math.prod(len(v) for v in values.values())
+        if n > MAX_TRIALS:
+            raise SpaceError(f"the grid has {n:,} combinations; at most {MAX_TRIALS:,} "
+                             f"trials per search")
         configs = [dict(zip(names, combo)) for combo in itertools.product(*values.values())]
     else:
         if isinstance(random, bool) or not isinstance(random, (int, np.integer)) \
-                or random < 1:
-            raise SpaceError(f"random must be a positive number of trials, got {random!r}")
+                or not 1 <= random <= MAX_TRIALS:
+            raise SpaceError(f"random must be a number of trials from 1 to {MAX_TRIALS:,}, "
+                             f"got {random!r}")
         if space is None:
             raise SpaceError("random search needs a space")
         described, method = parse_space(space), "random"

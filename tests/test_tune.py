@@ -269,7 +269,12 @@ def test_a_diverging_trial_is_recorded_and_ranked_last(small):
     ({"grid": "lr=-1"}, ModelError, "trial 0 .*learning rate"),
     ({"grid": "factors=2", "metric": "mse"}, MfcoreError, "metric must be"),
     ({"grid": "factors=2", "colour": 1}, ModelError, "unknown fit option"),
-    ({"grid": "factors=2", "folds": 1}, MfcoreError, "at least 2"),
+    ({"grid": "factors=2", "folds": 1}, MfcoreError, "from 2 to 1,000"),
+    ({"grid": "factors=2", "folds": 10 ** 6}, MfcoreError, "from 2 to 1,000"),
+    ({"random": 10 ** 9}, SpaceError, "from 1 to 100,000"),
+    ({"grid": {"factors": list(range(1, 1001)), "lr": [0.1] * 101}}, SpaceError,
+     "101,000 combinations"),
+    ({"grid": "factors=2", "retries": 10 ** 6}, MfcoreError, "retries must be"),
     ({"grid": "factors=2", "holdout": 1.5}, MfcoreError, "fraction"),
     ({"grid": "factors=2", "jobs": 0}, MfcoreError, "jobs must be"),
 ])

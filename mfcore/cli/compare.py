@@ -10,7 +10,7 @@ import click
 
 from . import main
 from ..bounds import MAX_FACTORS
-from .options import (REPEATS, check_grouplens_source, data_inputs, data_source_options,
+from .options import (JOBS, REPEATS, check_grouplens_source, data_inputs, data_source_options,
                       grouplens_fold_names, grouplens_folds, int_list, load_from_options,
                       split_from_options)
 from .outputs import check_output
@@ -46,7 +46,7 @@ def _same_destination(a, b) -> bool:
                    "report each model's test RMSE per fold (after the last epoch; with "
                    "--early-stopping, the epoch an inner split kept) and its mean +- std "
                    "(instead of --split; as mfcore cv, which it runs for every model).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--jobs", type=JOBS, default=1, show_default=True,
               help="With --folds: local worker processes that run the folds (the same "
                    "numbers for any count).")
 @click.option("--repeats", type=REPEATS, default=1, show_default=True,

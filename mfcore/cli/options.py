@@ -58,6 +58,10 @@ EPOCHS = click.IntRange(1, bounds.MAX_EPOCHS)
 PATIENCE = click.IntRange(0, bounds.MAX_EPOCHS)
 BATCH = click.IntRange(1, bounds.MAX_BATCH)
 REPEATS = click.IntRange(1, bounds.MAX_REPEATS)
+TRIALS = click.IntRange(1, bounds.MAX_TRIALS)
+FOLDS = click.IntRange(2, bounds.MAX_FOLDS)
+JOBS = click.IntRange(1, bounds.MAX_JOBS)
+RETRIES = click.IntRange(0, bounds.MAX_RETRIES)
 THREADS = _Threads()
 
 

@@ -13,8 +13,9 @@ import time
 import click
 
 from . import main
-from .options import check_grouplens_source, data_inputs, data_source_options, \
-    grouplens_fold_names, grouplens_folds, load_from_options, split_from_options
+from .options import FOLDS, JOBS, RETRIES, TRIALS, check_grouplens_source, data_inputs, \
+    data_source_options, finite, grouplens_fold_names, grouplens_folds, load_from_options, \
+    split_from_options
 from .outputs import check_output
 from .train import _json_default, build_model, compile_notice, fit_options, model_options, \
     model_params, split_options
@@ -26,7 +27,7 @@ def _fit_options_single_threaded(f):
 
 def _execution_options(f):
     opts = [
-        click.option("--jobs", type=click.IntRange(min=1), default=None,
+        click.option("--jobs", type=JOBS, default=None,
                      help="Local worker processes [default: the number of cores; 1: all in "
                           "this process]."),
         click.option("--scheduler", envvar="MFCORE_DASK_SCHEDULER", default=None,
@@ -35,7 +36,7 @@ def _execution_options(f):
                           "started with `dask scheduler` and `dask worker --nthreads 1`); "
                           "default $MFCORE_DASK_SCHEDULER. Needs pip install "
                           "'mfcore[dask]'."),
-        click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+        click.option("--retries", type=RETRIES, default=2, show_default=True,
                      help="How often a task is run again after its worker died."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on "
                      "stdout."),
@@ -111,8 +112,8 @@ def _folds_arg(ctx, param, value):
     text = str(value).strip()
     if text.isdigit():
         k = int(text)
-        if k < 2:
-            raise click.BadParameter(f"need at least 2 folds, got {k}")
+        if not 2 <= k <= FOLDS.max:
+            raise click.BadParameter(f"need 2 to {FOLDS.max:,} folds, got {k}")
         return k
     try:
         return grouplens_fold_names(text)
@@ -220,15 +221,15 @@ def _f(v):
 @_fit_options_single_threaded
 @click.option("--grid", default=None, metavar="SPEC",
               help="Grid search: every combination of e.g. 'factors=10,20,50 lr=1e-3,3e-3'.")
-@click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
+@click.option("--random", "n_random", type=TRIALS, default=None,
               metavar="N", help="Random search: N trials drawn from --space.")
 @click.option("--space", default=None, metavar="SPEC",
               help="Random search space, e.g. 'lr=log(1e-4,1e-1) l2=log(1e-6,1e-2) "
                    "factors=int(8,128)'; also uniform(a,b), logint(a,b), choice(a,b) or "
                    "a,b, and constants [default: the model's, see the README].")
-@click.option("--folds", type=click.IntRange(min=2), default=None,
+@click.option("--folds", type=FOLDS, default=None,
               help="K-fold cross-validation of the training part [default: 3].")
-@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--holdout", type=finite(0, 1, min_open=True, max_open=True),
               default=None, help="Score on one held-out FRACTION of the training part "
                                  "instead of folds.")
 @click.option("--metric", type=click.Choice(["rmse", "mae"]), default="rmse",

@@ -58,7 +58,9 @@ def test_cv_table_and_markdown(run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--folds", "1"], "need at least 2 folds"),
+    (["--folds", "1"], "need 2 to 1,000 folds"),
+    (["--folds", "5000"], "need 2 to 1,000 folds"),
+    (["--jobs", "5000"], "--jobs"),
     (["--folds", "u9"], "GroupLens fold names"),
     (["--folds", "u1,u1"], "named twice"),
     (["--folds", "u1", "--dataset", "ml-latest-small"], "for --dataset ml-100k only"),
@@ -188,6 +190,10 @@ def test_tune_markdown_holdout_on_a_grouplens_split(run):
     (["--grid", "factors=2", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"],
      "with --scheduler the cluster's workers run the trials"),
     (["--grid", "factors=2", "--force"], "--force goes with --save"),
+    (["--random", str(10 ** 9)], "--random"),
+    (["--grid", "factors=2", "--holdout", "nan"], "--holdout"),
+    (["--grid", "factors=2", "--retries", "1000"], "--retries"),
+    (["--grid", "factors=2", "--folds", "5000"], "--folds"),
 ])
 def test_tune_usage_errors(run, args, message):
     res = run("tune", "--dataset", "ml-100k", "--epochs", "1", *args)
