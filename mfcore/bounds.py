@@ -27,6 +27,12 @@ MAX_EPOCHS = 1_000_000
 MAX_BATCH = 2 ** 31 - 1
 #: repeats of compare, timed epochs of bench
 MAX_REPEATS = 10_000
+#: trials of one search (random draws, or grid combinations), folds of a
+#: cross-validation, worker processes of --jobs, reruns of a task whose worker died
+MAX_TRIALS = 100_000
+MAX_FOLDS = 1_000
+MAX_JOBS = 1_024
+MAX_RETRIES = 100
 
 
 def is_seed(value) -> bool:

@@ -139,8 +139,9 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
 
 @dataclass
 class FoldSummary:
-    """One model at one ``factors`` setting over several folds: the final epoch's
-    validation figures per fold (never a best epoch: a fold's test set chooses nothing)."""
+    """One model at one ``factors`` setting over several folds: each fold's test figures
+    after its last epoch (never a best epoch on the test set: a fold's test set chooses
+    nothing)."""
 
     model: str
     factors: int | None
@@ -170,26 +171,42 @@ class FoldSummary:
                 "rmse_mean": rm, "rmse_std": rs, "mse_mean": mm, "mse_std": ms}
 
 
-def compare_folds(folds, **options):
-    """:func:`compare` on each fold of ``folds`` (``[(name, train, test), ...]``, e.g.
-    GroupLens' u1..u5) with the same ``options``; returns one :class:`FoldSummary` per model
-    and ``factors``, in training order, holding each fold's final-epoch figures."""
-    log = options.get("log")
-    by_key = {}
-    for name, train, test in folds:
-        if log:
-            log(f"=== fold {name}: {len(train):,} train / {len(test):,} test ratings")
-        for r in compare(train, test, **options):
-            key = (r.model, r.factors)
-            s = by_key.setdefault(key, FoldSummary(r.model, r.factors, r.params, {}, {}))
-            if r.error:
-                s.errors[name] = r.error
-                continue
-            h = r.history
-            s.folds[name] = {"mse": h["val_mse"][-1], "rmse": h["val_rmse"][-1],
-                             "mae": h["val_mae"][-1], "epochs": len(h["val_mse"]),
-                             "seconds": r.seconds}
-    return list(by_key.values())
+def compare_folds(folds, *, models=NOTEBOOK_MODELS, factors=(10, 50), seed=0, log=None,
+                  progress=None, jobs=1, scheduler=None, **fit):
+    """Every model at every ``factors`` value cross-validated on ``folds``
+    (``[(name, train, test), ...]``, e.g. GroupLens' u1..u5) by
+    :func:`mfcore.tune.cross_validate`, with the fit options ``fit`` (epochs, batch_size,
+    optimizer, lr, shuffle, early_stopping: on an inner split of each fold's training
+    rows, never on its test rows). jobs/scheduler: where the folds run (as
+    ``cross_validate``; the numbers do not depend on it). Returns one
+    :class:`FoldSummary` per model and ``factors``, in training order, holding each
+    fold's figures after its last (or, with early stopping, kept) epoch."""
+    from .models import has_factors
+    from .tune import FoldSet, cross_validate
+    fold_set = FoldSet(pairs=[(train, test) for _, train, test in folds],
+                       names=[name for name, _, _ in folds])
+    fit = {k: v for k, v in fit.items() if v is not None}
+    out = []
+    for name in models:
+        for k in (factors if has_factors(name) else factors[:1]):
+            model = notebook_model(name, k, seed)
+            if log:
+                log(f"== {name}, k={k}: {model!r} on folds {', '.join(fold_set.names)}")
+            frame = cross_validate(model, fold_set, seed=seed, jobs=jobs,
+                                   scheduler=scheduler, progress=progress, **fit)
+            s = FoldSummary(name, k if has_factors(name) else None,
+                            _plain(model.get_params()), {}, {})
+            for r in frame.itertuples():
+                if isinstance(r.error, str):
+                    s.errors[r.fold] = r.error
+                else:
+                    s.folds[r.fold] = {"mse": r.mse, "rmse": r.rmse, "mae": r.mae,
+                                       "epochs": int(r.epochs), "seconds": r.seconds}
+                    if log:
+                        log(f"   fold {r.fold}: RMSE {r.rmse:.4f} after {int(r.epochs)} "
+                            f"epochs ({r.seconds:.1f} s)")
+            out.append(s)
+    return out
 
 
 def format_folds(summaries, markdown=False) -> str:
@@ -214,8 +231,9 @@ def format_folds(summaries, markdown=False) -> str:
                + f"  {'mean +- std':>17}"]
         out += [f"{m:<18} {k:>3}  " + "  ".join(f"{c:>7}" for c in cs[:-1]) + f"  {cs[-1]:>17}"
                 for m, k, cs in rows]
-    out += ["", "Test RMSE of the final epoch on each fold (nothing chosen on a test fold); "
-                "std is the sample standard deviation over the folds."]
+    out += ["", "Test RMSE on each fold after the last epoch (with early stopping: the epoch "
+                "an inner split of the fold's training part kept; nothing is chosen on a test "
+                "fold); std is the sample standard deviation over the folds."]
     for s in summaries:
         for f, err in s.errors.items():
             out.append(f"{s.model}, k={_k(s)}, fold {f} failed: {err}")

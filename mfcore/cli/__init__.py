@@ -71,6 +71,7 @@ def _register():
     from . import use as _use  # noqa: F401  (adds `evaluate`, `predict`, `recommend`, `similar`)
     from . import bench as _bench  # noqa: F401  (adds `bench`)
     from . import compare as _compare  # noqa: F401  (adds `compare`)
+    from . import tune as _tune  # noqa: F401  (adds `cv` and `tune`)
 
 
 _register()

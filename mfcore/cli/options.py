@@ -10,7 +10,8 @@ from .. import bounds, registry
 
 __all__ = ["BUILTIN_NAMES", "data_source_options", "load_from_options", "parse_sep_option",
            "data_inputs", "split_from_options", "finite", "SEED", "FACTORS", "EPOCHS",
-           "BATCH", "PATIENCE", "REPEATS", "THREADS", "int_list"]
+           "BATCH", "PATIENCE", "REPEATS", "THREADS", "int_list", "grouplens_fold_names",
+           "check_grouplens_source", "grouplens_folds"]
 
 #: builtin data set names (from the registry)
 BUILTIN_NAMES = registry.DATASETS
@@ -57,6 +58,10 @@ EPOCHS = click.IntRange(1, bounds.MAX_EPOCHS)
 PATIENCE = click.IntRange(0, bounds.MAX_EPOCHS)
 BATCH = click.IntRange(1, bounds.MAX_BATCH)
 REPEATS = click.IntRange(1, bounds.MAX_REPEATS)
+TRIALS = click.IntRange(1, bounds.MAX_TRIALS)
+FOLDS = click.IntRange(2, bounds.MAX_FOLDS)
+JOBS = click.IntRange(1, bounds.MAX_JOBS)
+RETRIES = click.IntRange(0, bounds.MAX_RETRIES)
 THREADS = _Threads()
 
 
@@ -163,6 +168,35 @@ def split_from_options(ratings, dataset, split, train_fraction, split_seed):
     if split.lower() in registry.SPLITS[2:] and (dataset or "").lower() == "ml-100k":
         return load_grouplens_fold(split, progress=False)
     return make_split(ratings, split, train_fraction=train_fraction, seed=split_seed)
+
+
+def grouplens_fold_names(text, option="--folds") -> list:
+    """``"u1,U3"`` -> ``["u1", "u3"]`` (``--folds`` of cv and compare); anything else is a
+    usage error naming the bad entry."""
+    names = [v.strip().lower() for v in str(text).split(",") if v.strip()]
+    bad = [n for n in names if n not in registry.SPLITS[2:]] or ([] if names else [text])
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a GroupLens fold; use u1 .. u5, "
+                                 f"comma-separated", param_hint=option)
+    if len(set(names)) < len(names):
+        raise click.BadParameter(f"a fold is named twice in {text!r}", param_hint=option)
+    return names
+
+
+def check_grouplens_source(dataset, data, default_dataset=None):
+    """GroupLens' folds are cut from MovieLens 100K's u.data: ``--dataset ml-100k``, or a
+    ``--data`` copy of u.data (its row count is checked when the folds are cut). Called
+    before anything is loaded."""
+    name = dataset or (None if data else default_dataset)
+    if name and name.lower() != "ml-100k":
+        raise click.UsageError("GroupLens folds (u1 .. u5) exist for --dataset ml-100k only "
+                               "(or a --data copy of its u.data)")
+
+
+def grouplens_folds(ratings, dataset, names):
+    """``[(name, train, test)]`` of GroupLens' folds ``names``, as ``--split uK`` cuts
+    each (:func:`split_from_options`)."""
+    return [(n, *split_from_options(ratings, dataset, n, 0.8, 0)) for n in names]
 
 
 def data_inputs(dataset, data, default_dataset=None):

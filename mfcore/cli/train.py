@@ -133,8 +133,9 @@ def model_options(f):
     return f
 
 
-def training_options(f):
-    """Split, epochs, batch and optimizer options (shared by train and compare)."""
+def split_options(f):
+    """``--split``, ``--split-seed``, ``--train-fraction``: which part trains and which
+    validates (shared by train, compare and tune)."""
     opts = [
         click.option("--split", type=click.Choice(registry.SPLITS, case_sensitive=False),
                      default="random", show_default=True,
@@ -146,6 +147,17 @@ def training_options(f):
         click.option("--train-fraction", type=bounded.finite(0, 1, min_open=True,
                                                              max_open=True),
                      default=0.8, show_default=True),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def fit_options(f, threads=True, sampler=True):
+    """Epochs, batch, optimizer, learning rate, seed, shuffling, early stopping (and
+    ``--threads`` unless ``threads=False``: commands that run one fit per worker process
+    keep every fit single-threaded)."""
+    opts = [
         click.option("--epochs", type=bounded.EPOCHS, default=None,
                      help="[default: the model's; the notebook's models: 6]"),
         click.option("--batch-size", type=bounded.BATCH, default=None,
@@ -165,17 +177,23 @@ def training_options(f):
                           "block); full: a new order of all ratings every epoch; once: one "
                           "order for all epochs, as seeded Keras 3 fit (the reference "
                           "figures); none: data order."),
-        click.option("--threads", type=bounded.THREADS, default=1, show_default=True,
-                     help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
-                          "same numbers for any count."),
-        click.option("--early-stopping", "patience", type=bounded.PATIENCE, default=None,
-                     help="Stop after PATIENCE epochs without a better val MSE; keep the best."),
-        click.option("--samples", type=click.IntRange(min=1), default=None,
-                     help="--optimizer mcmc: sweeps kept after the burn-in; predictions average "
-                          "them [default: 200]."),
-        click.option("--burn-in", type=click.IntRange(min=0), default=None,
-                     help="--optimizer mcmc: sweeps run and discarded first [default: 10]."),
     ]
+    if threads:
+        opts.append(click.option(
+            "--threads", type=bounded.THREADS, default=1, show_default=True,
+            help="Threads for per-sample SGD (--optimizer sgd --batch-size 1): the "
+                 "same numbers for any count."))
+    opts.append(click.option(
+        "--early-stopping", "patience", type=bounded.PATIENCE, default=None,
+        help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
+    if sampler:                     # --optimizer mcmc's own options
+        opts.append(click.option(
+            "--samples", type=click.IntRange(min=1), default=None,
+            help="--optimizer mcmc: sweeps kept after the burn-in; predictions average them "
+                 "[default: 200]."))
+        opts.append(click.option(
+            "--burn-in", type=click.IntRange(min=0), default=None,
+            help="--optimizer mcmc: sweeps run and discarded first [default: 10]."))
     for opt in reversed(opts):
         f = opt(f)
     return f
@@ -202,6 +220,11 @@ def fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience,
             "shuffle": shuffle, "early_stopping": patience, "threads": threads}
 
 
+def training_options(f):
+    """Split, epochs, batch and optimizer options (shared by train and compare)."""
+    return split_options(fit_options(f))
+
+
 def compile_notice(kernels):
     """One line on stderr when the compiled kernels are not cached yet (the first run
     spends about 10 s compiling, which would otherwise look like a hang)."""
@@ -210,13 +233,12 @@ def compile_notice(kernels):
         click.echo(COMPILE_NOTICE, err=True)
 
 
-def build_model(model_name, seed, **given):
-    """A model from CLI options; options the model does not take are a usage error."""
-    from ..errors import ModelError
+def model_params(model_name, **given) -> dict:
+    """The constructor keywords of the model options given (None: not given); an option
+    the model does not take is a usage error."""
     from ..models import MODELS
-    cls = MODELS[model_name]
-    accepted = set(cls._param_names())
-    params = {"seed": seed}
+    accepted = set(MODELS[model_name]._param_names())
+    params = {}
     for opt, value in given.items():
         if value is None:
             continue
@@ -225,6 +247,15 @@ def build_model(model_name, seed, **given):
             raise click.UsageError(f"--{opt.replace('_', '-')} does not apply to model "
                                    f"{model_name}")
         params[keys[0]] = value
+    return params
+
+
+def build_model(model_name, seed, **given):
+    """A model from CLI options; options the model does not take are a usage error."""
+    from ..errors import ModelError
+    from ..models import MODELS
+    cls = MODELS[model_name]
+    params = {"seed": seed, **model_params(model_name, **given)}
     try:
         model = cls(**params)
         model._check()

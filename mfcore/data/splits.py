@@ -13,7 +13,7 @@ from ..bounds import check_seed
 from ..errors import DataError
 from .ratings import Ratings
 
-__all__ = ["random_split", "kfold_split", "per_user_holdout_split", "temporal_split",
+__all__ = ["random_split", "kfold_split", "kfold_assignment", "per_user_holdout_split", "temporal_split",
            "grouplens_fold", "per_user_temporal_split", "fold_number", "GROUPLENS_FOLDS",
            "make_split"]
 
@@ -49,8 +49,17 @@ def kfold_split(ratings: Ratings, k: int = 5, seed: int = 0):
     Rows are shuffled with ``default_rng(seed).permutation`` and cut into ``k`` folds of
     sizes differing by at most one; every row is in exactly one test fold.
     """
+    fold_of = kfold_assignment(len(ratings), k, seed)
+    for f in range(int(k)):
+        test = fold_of == f
+        yield ratings.subset(~test), ratings.subset(test)
+
+
+def kfold_assignment(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """The test fold (0 .. k-1) of each of ``n`` rows, as :func:`kfold_split` cuts them:
+    ``default_rng(seed).permutation(n)`` cut into ``k`` runs of sizes differing by at most
+    one. Lets a caller ship one small array instead of ``k`` copies of the data."""
     k = int(k)
-    n = len(ratings)
     if k < 2:
         raise DataError(f"k must be at least 2, got {k}")
     if k > n:
@@ -60,9 +69,7 @@ def kfold_split(ratings: Ratings, k: int = 5, seed: int = 0):
     bounds = np.linspace(0, n, k + 1).round().astype(np.int64)
     for f in range(k):
         fold_of[perm[bounds[f]:bounds[f + 1]]] = f
-    for f in range(k):
-        test = fold_of == f
-        yield ratings.subset(~test), ratings.subset(test)
+    return fold_of
 
 
 def per_user_holdout_split(ratings: Ratings, fraction: float = 0.2, n: int | None = None,
