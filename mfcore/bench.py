@@ -354,7 +354,9 @@ def run_bench(n_ratings: int = DEFAULT_RATINGS, models=None, optimizers=DEFAULT_
         if name not in MODELS:
             raise ModelError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     for opt in optimizers:
-        registry.optimizer(opt)
+        if registry.optimizer(opt).code == registry.MCMC:
+            raise ModelError("mcmc samples instead of training epochs: time its sweeps with "
+                             "benchmarks/bench_mcmc.py")
     factors = [int(k) for k in factors]
     if not models or not optimizers or not factors:
         raise ModelError("nothing to benchmark: give at least one model, optimizer and factor")

@@ -34,6 +34,10 @@ class CompareResult:
     @property
     def best_epoch(self):
         v = self.history.get("val_mse") or []
+        if (self.history.get("settings") or {}).get("optimizer") == "mcmc":
+            # a chain's running average is reported where it ends: picking its best sweep
+            # would pick the sweep count on the validation data
+            return len(v) if v and not math.isnan(v[-1]) else None
         return None if not v else int(min(range(len(v)), key=v.__getitem__)) + 1
 
     @property
@@ -73,7 +77,8 @@ def notebook_model(name, k, seed=0):
 
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=None,
             batch_size=None, optimizer=None, lr=None, seed=0, repeats=1, shuffle="epoch",
-            threads=1, early_stopping=None, log=None, progress=None, keep_going=True):
+            threads=1, early_stopping=None, samples=None, burn_in=None, log=None, progress=None,
+            keep_going=True):
     """Fit every model at every ``factors`` value on ``train``, validating on ``validation``.
 
     epochs, batch_size, optimizer, lr: None gives each model its own defaults (the
@@ -85,10 +90,25 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
     Returns a list of :class:`CompareResult` in the order trained. ``log(line)`` receives the
     per-epoch lines (default: silent). With ``keep_going`` a model that fails (e.g.
     diverges) is recorded with its error and the others still run.
+    ``optimizer="mcmc"`` samples each model (samples, burn_in: see
+    :func:`mfcore.engine.mcmc.mcmc_options`); the gradient options are then passed on only
+    when they differ from this function's defaults (and so are refused by ``fit``).
     """
     if not (isinstance(repeats, int) and repeats >= 1):
         raise ModelError(f"repeats must be a positive integer, got {repeats!r}")
     from .models import has_factors
+    if optimizer == "mcmc":
+        fit_kw = {"samples": samples, "burn_in": burn_in}
+        fit_kw.update({k: v for k, v, d in (("epochs", epochs, None),
+                                            ("batch_size", batch_size, None),
+                                            ("lr", lr, None), ("shuffle", shuffle, "epoch"),
+                                            ("threads", threads, 1),
+                                            ("early_stopping", early_stopping, None)) if v != d})
+    else:
+        fit_kw = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "shuffle": shuffle,
+                  "threads": threads, "early_stopping": early_stopping}
+        if samples is not None or burn_in is not None:
+            raise ModelError("samples and burn_in apply to optimizer='mcmc' only")
     results = []
     for name in models:
         for k in (factors if has_factors(name) else factors[:1]):
@@ -100,10 +120,7 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
                 if log:
                     log(f"== {name}, k={k}: {model!r}")
                 try:
-                    model.fit(train, validation=validation, epochs=epochs,
-                              batch_size=batch_size, optimizer=optimizer, lr=lr,
-                              shuffle=shuffle, threads=threads,
-                              early_stopping=early_stopping,
+                    model.fit(train, validation=validation, optimizer=optimizer, **fit_kw,
                               verbose=1 if log else 0, log=log, progress=progress)
                 except MfcoreError as exc:
                     if not keep_going:
@@ -227,7 +244,7 @@ def _mean_history(hists):
     """Per-epoch means of the numeric lists of several histories (shortest length)."""
     if len(hists) == 1:
         return hists[0]
-    out = {}
+    out = {"settings": hists[0].get("settings", {})}
     for key in ("loss", "val_loss", "val_mse", "val_rmse", "val_mae", "seconds"):
         lists = [h.get(key) or [] for h in hists]
         n = min(len(v) for v in lists)
@@ -241,6 +258,10 @@ def _plain(params):
 
 def _k(result):
     return "-" if result.factors is None else result.factors
+
+
+def _sampled(result):
+    return (result.history.get("settings") or {}).get("optimizer") == "mcmc"
 
 
 def ranked(results):
@@ -264,6 +285,15 @@ def format_table(results, curves=True) -> str:
         sd = r.val_loss_sd
         if sd:
             lines[-1] += f" (mean of {len(r.runs)} seeds; +- is the spread)"
+        if _sampled(r):
+            n = len(h.get("loss", []))
+            step = max(1, n // 10)
+            for e in [e for e in range(1, n + 1) if e % step == 0 or e == n]:
+                lines.append(f"  Sweep {e}/{n} - train_mse: {h['loss'][e - 1]:.4f} - val_mse of "
+                             f"the running mean: {h['val_mse'][e - 1]:.4f}")
+            if r.error:
+                lines.append(f"  failed: {r.error}")
+            continue
         for e, loss in enumerate(h.get("loss", []), start=1):
             spread = f" +- {sd[e - 1]:.4f}" if sd else ""
             lines.append(f"  Epoch {e}/{len(h['loss'])} - {h['seconds'][e - 1]:.2f}s - "
@@ -287,11 +317,11 @@ def format_table(results, curves=True) -> str:
 
 def format_markdown(results) -> str:
     """Markdown: a per-epoch val_loss table and the ranked summary."""
-    n = max((len(r.history.get("val_loss", [])) for r in results), default=0)
+    n = max((len(r.history.get("val_loss", [])) for r in results if not _sampled(r)), default=0)
     head = "| model | k | " + " | ".join(f"epoch {e}" for e in range(1, n + 1)) + " | s/epoch |"
     out = ["Validation loss per epoch:", "", head,
            "|" + " --- |" * (n + 3)]
-    for r in results:
+    for r in (r for r in results if not _sampled(r)):
         v = r.history.get("val_loss", [])
         s = r.history.get("seconds", [])
         cells = [f"{x:.4f}" for x in v] + [""] * (n - len(v))

@@ -64,6 +64,8 @@ SHUFFLES = ("epoch", "full", "once", "none")
 SGD = 0
 ADAM = 1
 SPARSE_ADAM = 2
+#: not an update rule: Gibbs sampling of the model as a Bayesian FM (mfcore.models.bayes)
+MCMC = 3
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ OPTIMIZERS = {o.name: o for o in (
     Optimizer("sgd", SGD, 1e-2, "plain SGD; --batch-size 1 is classic per-sample SGD MF"),
     Optimizer("adam-dense", ADAM, 1e-3, "the literal step-by-step Keras Adam over whole "
               "tables: the same numbers as adam, much slower (a reference)", dense_tables=True),
+    Optimizer("mcmc", MCMC, 0.0, "Gibbs sampling of the model as a Bayesian factorization "
+              "machine (baseline, mfb, svdpp, timesvd, timesvdpp): no learning rate, a "
+              "posterior spread for every prediction; --samples, --burn-in"),
 )}
 
 

@@ -61,7 +61,7 @@ __all__ = ["search", "cross_validate", "SearchResult", "parse_grid", "parse_spac
 #: fit options a search may vary (the rest of a trial's settings are model parameters)
 FIT_KEYS = ("epochs", "batch_size", "optimizer", "lr", "lr_decay", "shuffle")
 #: fit options that may be held fixed (FIT_KEYS, and early stopping's patience)
-FIXED_FIT_KEYS = FIT_KEYS + ("early_stopping",)
+FIXED_FIT_KEYS = FIT_KEYS + ("early_stopping", "samples", "burn_in")
 #: what a search can rank by
 METRICS = ("rmse", "mae")
 #: share of a fold's training rows that early stopping watches
@@ -479,8 +479,14 @@ def _check_config(name, params, fit, label):
     from .models import create_model
     try:
         model = create_model(name, **params)
-        fit_options(model, object() if fit.get("early_stopping") is not None else None,
-                    verbose=0, progress=False, **fit)
+        if fit.get("optimizer") == "mcmc":          # a sampler: its own options
+            from .engine.mcmc import mcmc_options
+            from .models.bayes import check_supported
+            check_supported(model)
+            mcmc_options(model, verbose=0, progress=False, **fit)
+        else:
+            fit_options(model, object() if fit.get("early_stopping") is not None else None,
+                        verbose=0, progress=False, **fit)
     except MfcoreError as exc:
         raise type(exc)(f"{label}: {exc}") from None
 

@@ -14,7 +14,7 @@ from .options import (JOBS, REPEATS, check_grouplens_source, data_inputs, data_s
                       grouplens_fold_names, grouplens_folds, int_list, load_from_options,
                       split_from_options)
 from .outputs import check_output
-from .train import training_options
+from .train import fit_arguments, training_options
 
 
 def _csv(ctx, param, value):
@@ -37,7 +37,8 @@ def _same_destination(a, b) -> bool:
 @main.command()
 @data_source_options
 @click.option("--models", callback=_csv, default="all", show_default=True,
-              help="Comma-separated model names, or 'all' (the notebook's seven).")
+              help="Comma-separated model names, or 'all' (the notebook's seven; with "
+                   "--optimizer mcmc the models it supports).")
 @click.option("--factors", callback=_int_csv, default="10,50", show_default=True,
               help="Comma-separated embedding sizes k.")
 @training_options
@@ -59,8 +60,8 @@ def _same_destination(a, b) -> bool:
               help="Progress bars on stderr [default: when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log on stderr.")
 def compare(dataset, data, sep, header, models, factors, split, split_seed, train_fraction,
-            epochs, batch_size, optimizer, lr, seed, shuffle, threads, patience, folds,
-            jobs, repeats, as_json, markdown, plot_path, progress, quiet):
+            epochs, batch_size, optimizer, lr, seed, shuffle, threads, patience, samples, burn_in,
+            folds, jobs, repeats, as_json, markdown, plot_path, progress, quiet):
     """Train the notebook's models on one split and print its table, ranked.
 
     Each model is built as the notebook (and the Keras reference) defines it at k factors,
@@ -72,6 +73,7 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
       mfcore compare --dataset ml-100k --shuffle once --repeats 3   # as the parity tests
       mfcore compare --dataset ml-100k --models mfb,mfbs,nn --factors 10 --markdown
       mfcore compare --dataset ml-100k --plot curves.png
+      mfcore compare --dataset ml-100k --split u1 --optimizer mcmc --factors 10
       mfcore compare --dataset ml-100k --models svdpp,timesvdpp --factors 50 \\
           --folds u1,u2,u3,u4,u5
     """
@@ -81,8 +83,10 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
 
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
+    fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience, samples, burn_in)
     if models in ((), ("all",)):
-        models = NOTEBOOK_MODELS
+        from ..models.bayes import SUPPORTED
+        models = SUPPORTED if optimizer == "mcmc" else NOTEBOOK_MODELS
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise click.BadParameter(f"unknown model {unknown[0]!r}; choose from "
@@ -123,7 +127,7 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
         _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
                        progress, jobs=jobs, epochs=epochs, batch_size=batch_size,
                        optimizer=optimizer, lr=lr, seed=seed, shuffle=shuffle,
-                       early_stopping=patience)
+                       early_stopping=patience, samples=samples, burn_in=burn_in)
         return
     train, val = split_from_options(ratings, dataset, split.lower(), train_fraction, split_seed)
     log = None if quiet else (lambda line: click.echo(line, err=True))
@@ -134,7 +138,7 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
     results = run_compare(train, val, models=models, factors=factors, epochs=epochs,
                           batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed,
                           repeats=repeats, shuffle=shuffle, threads=threads,
-                          early_stopping=patience, log=log,
+                          early_stopping=patience, samples=samples, burn_in=burn_in, log=log,
                           progress=progress)
     wall = time.perf_counter() - t0
     if as_json:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -152,7 +153,7 @@ def split_options(f):
     return f
 
 
-def fit_options(f, threads=True):
+def fit_options(f, threads=True, sampler=True):
     """Epochs, batch, optimizer, learning rate, seed, shuffling, early stopping (and
     ``--threads`` unless ``threads=False``: commands that run one fit per worker process
     keep every fit single-threaded)."""
@@ -185,9 +186,38 @@ def fit_options(f, threads=True):
     opts.append(click.option(
         "--early-stopping", "patience", type=bounded.PATIENCE, default=None,
         help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
+    if sampler:                     # --optimizer mcmc's own options
+        opts.append(click.option(
+            "--samples", type=click.IntRange(min=1), default=None,
+            help="--optimizer mcmc: sweeps kept after the burn-in; predictions average them "
+                 "[default: 200]."))
+        opts.append(click.option(
+            "--burn-in", type=click.IntRange(min=0), default=None,
+            help="--optimizer mcmc: sweeps run and discarded first [default: 10]."))
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience, samples,
+                  burn_in) -> dict:
+    """The keyword arguments of ``model.fit`` for the training options; a usage error for
+    options that do not go with the optimizer (--lr with mcmc, --samples without it)."""
+    if optimizer == "mcmc":
+        given = [flag for flag, value, default in (
+            ("--epochs", epochs, None), ("--batch-size", batch_size, None), ("--lr", lr, None),
+            ("--early-stopping", patience, None), ("--shuffle", shuffle, "epoch"),
+            ("--threads", threads, 1)) if value != default]
+        if given:
+            raise click.UsageError(f"{given[0]} does not apply to --optimizer mcmc: a sampler has "
+                                   f"no learning rate, batches or epochs; it runs --burn-in + "
+                                   f"--samples sweeps")
+        return {"optimizer": "mcmc", "samples": samples, "burn_in": burn_in}
+    if samples is not None or burn_in is not None:
+        raise click.UsageError(f"{'--samples' if samples is not None else '--burn-in'} goes with "
+                               f"--optimizer mcmc")
+    return {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+            "shuffle": shuffle, "early_stopping": patience, "threads": threads}
 
 
 def training_options(f):
@@ -254,8 +284,8 @@ def build_model(model_name, seed, **given):
               help="Also report parameter counts, the optimizer settings and the time spent "
                    "outside the epochs (data loading, JIT compilation or cache loading).")
 def train(dataset, data, sep, header, model_name, split, split_seed, train_fraction, epochs,
-          batch_size, optimizer, lr, seed, shuffle, threads, patience, save_path, force,
-          as_json, progress, quiet, verbose, **model_opts):
+          batch_size, optimizer, lr, seed, shuffle, threads, patience, samples, burn_in,
+          save_path, force, as_json, progress, quiet, verbose, **model_opts):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split; for its models 6 epochs
@@ -273,12 +303,18 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
       mfcore train --dataset ml-100k --split u1 --model timesvdpp --flipped
       mfcore train --dataset ml-100k --split u1 --model timesvdpp --without scale,user_day
       mfcore train --dataset ml-100k --split temporal --model nn --time-features
+      mfcore train --dataset ml-100k --split u1 --model mfb --factors 10 --optimizer mcmc
     """
     model = build_model(model_name, seed, **model_opts)
     if quiet and verbose:
         raise click.UsageError("choose one of --quiet and --verbose")
     if force and not save_path:
         raise click.UsageError("--force goes with --save")
+    fit_kw = fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience, samples,
+                           burn_in)
+    if optimizer == "mcmc":
+        from ..models.bayes import check_supported
+        check_supported(model)  # before any data is read: one line, exit 1
     check_output(save_path, "--save", data_inputs(dataset, data, default_dataset="ml-1m"),
                  models_only=True, force=force)
     t_start = time.perf_counter()
@@ -298,23 +334,30 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
     if not quiet:
         click.echo(f"{model!r} on {ratings.name}: {len(train_set):,} train / "
                    f"{len(val_set):,} validation ratings", err=True)
-        compile_notice([model.kernel])
+        if optimizer != "mcmc":     # the sampler's own code is compiled once, apart
+            compile_notice([model.kernel])
     t0 = time.perf_counter()
     from .guards import nothing_saved
     with nothing_saved(save_path):
-        hist = model.fit(train_set, validation=val_set, epochs=epochs, batch_size=batch_size,
-                         optimizer=optimizer, lr=lr, shuffle=shuffle, early_stopping=patience,
-                         progress=progress, threads=threads,
+        hist = model.fit(train_set, validation=val_set, **fit_kw, progress=progress,
                          verbose=0 if quiet else 1, log=log)
     wall = time.perf_counter() - t0
     if verbose:
-        sizes = {f"table {s.name}": s.rows * s.cols for s in model.tables_.specs}
-        sizes["dense weights"] = model.theta_.size
-        click.echo("parameters: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
-                   + f" (total {sum(sizes.values()):,})", err=True)
         st = hist.settings
-        click.echo(f"optimizer {st['optimizer']}, lr {st['lr']:g}, batch {st['batch_size']}, "
-                   f"shuffle {st['shuffle']}, seed {st['seed']}", err=True)
+        post = getattr(model, "posterior_", None)
+        if post is not None:
+            click.echo(f"posterior: {post.n_samples} samples of {post.w.shape[1]:,} weights and "
+                       f"{post.V.shape[1]:,} x {post.V.shape[2]} factors "
+                       f"({post.nbytes / 1e6:.1f} MB as float32)", err=True)
+            click.echo(f"optimizer mcmc, {st['burn_in'] + st['samples']} sweeps (burn-in "
+                       f"{st['burn_in']}, {st['samples']} kept), seed {st['seed']}", err=True)
+        else:
+            sizes = {f"table {s.name}": s.rows * s.cols for s in model.tables_.specs}
+            sizes["dense weights"] = model.theta_.size
+            click.echo("parameters: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+                       + f" (total {sum(sizes.values()):,})", err=True)
+            click.echo(f"optimizer {st['optimizer']}, lr {st['lr']:g}, batch {st['batch_size']}, "
+                       f"shuffle {st['shuffle']}, seed {st['seed']}", err=True)
         overhead = wall - sum(hist.seconds)
         click.echo(f"data loading {t_loaded - t_start:.2f} s; training {wall:.2f} s, of which "
                    f"{overhead:.2f} s outside the epochs (set-up, JIT compilation or loading "
@@ -324,8 +367,8 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
                "split": split, "n_train": len(train_set), "n_val": len(val_set),
-               "optimizer": hist.settings["optimizer"], "lr": hist.settings["lr"],
-               "batch_size": hist.settings["batch_size"], "shuffle": shuffle,
+               "optimizer": hist.settings["optimizer"], "lr": hist.settings.get("lr"),
+               "batch_size": hist.settings.get("batch_size"), "shuffle": shuffle,
                "epochs": len(hist.loss),
                "seconds": wall, "history": hist.as_dict(), "saved": save_path}
         click.echo(json.dumps(out, default=_json_default))
@@ -339,6 +382,17 @@ def summary_line(model, data_name, hist, save_path=None) -> str:
     k = getattr(model, "factors", None)
     head = f"{model.name}" + (f" k={k}" if k is not None else "") + f" on {data_name}, " \
         f"{len(hist.loss)} epoch{'s' if len(hist.loss) != 1 else ''}: "
+    if hist.settings.get("optimizer") == "mcmc":
+        n = hist.n_averaged[-1] if getattr(hist, "n_averaged", None) else 0
+        head = head.replace(" epoch", " mcmc sweep")
+        if hist.val_mse and n:
+            body = (f"val MSE {hist.val_mse[-1]:.4f}, RMSE {hist.val_rmse[-1]:.4f}, MAE "
+                    f"{hist.val_mae[-1]:.4f} (posterior mean of {n} samples after a burn-in of "
+                    f"{hist.settings['burn_in']})")
+        else:
+            body = f"training RMSE {math.sqrt(hist.loss[-1]):.4f} (no validation ratings)"
+        return head + body + (f"; saved to {save_path}" if save_path else
+                              "; not saved (use --save PATH)")
     if hist.val_mse:
         kept = hist.best_epoch if hist.stopped_early and hist.best_epoch else len(hist.val_mse)
         j = kept - 1

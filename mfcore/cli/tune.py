@@ -22,7 +22,7 @@ from .train import _json_default, build_model, compile_notice, fit_options, mode
 
 
 def _fit_options_single_threaded(f):
-    return fit_options(f, threads=False)
+    return fit_options(f, threads=False, sampler=False)
 
 
 def _execution_options(f):

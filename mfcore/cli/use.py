@@ -53,8 +53,10 @@ def _load(path):
 
 def _model_line(model, path):
     k = getattr(model, "factors", None)
+    post = getattr(model, "posterior_", None)
     return (f"{path}: {model.name}" + (f", {k} factors" if k is not None else "")
-            + f", {model.epochs_trained_} epoch(s)")
+            + (f", mcmc posterior of {post.n_samples} samples" if post is not None
+               else f", {model.epochs_trained_} epoch(s)"))
 
 
 # ---- raw ids -------------------------------------------------------------------------------
@@ -234,11 +236,14 @@ def _write_atomic(path, text):
               show_default=True, help="Pairs whose user or item had no training ratings: "
               "error, NaN, or the training mean rating.")
 @click.option("--clip", is_flag=True, help="Clip predictions to the training rating scale.")
+@click.option("--std", "with_std", is_flag=True,
+              help="Also the posterior predictive standard deviation of each rating (models "
+                   "trained with --optimizer mcmc): a column std, or 'PRED +- STD'.")
 @_timestamp_option("When the ratings would be given (with --input: for rows without a "
                    "timestamp column).")
 @_quiet_option
-def predict(model_file, user, item, input_path, output_path, sep, unknown, clip, timestamp,
-            quiet):
+def predict(model_file, user, item, input_path, output_path, sep, unknown, clip, with_std,
+            timestamp, quiet):
     """Predicted ratings of a saved model, for one pair or a file of pairs.
 
     Ids are raw ids, as in the data (integers for MovieLens); the output repeats them as
@@ -249,6 +254,7 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
       mfcore predict mfb.npz --user 196 --item 242
       mfcore predict mfb.npz --input pairs.csv --output preds.csv --clip
       mfcore predict mfb.npz --input pairs.csv --unknown mean > preds.csv
+      mfcore predict mcmc.npz --user 196 --item 242 --std
       mfcore predict timesvdpp.npz --user 196 --item 242 --timestamp 1998-04-01
     """
     import numpy as np
@@ -270,11 +276,20 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
                  dash_for_stdout=True)
     sep = parse_sep_option(sep)
     model = _load(model_file)
+    if with_std and getattr(model, "posterior_", None) is None:
+        from ..errors import ModelError
+        raise ModelError(f"{model_file}: --std needs a model trained with --optimizer mcmc (a "
+                         f"posterior to take the spread of); this one has point estimates only")
     if single:
         u = parse_ids([user], model.user_ids_, "user")
         i = parse_ids([item], model.item_ids_, "item")
         if unknown == "raise":
             _check_known(model, u, i)
+        if with_std:
+            p, s = model.predict(u, i, timestamps=timestamp, unknown=unknown, clip=clip,
+                                 return_std=True)
+            click.echo(f"{str(np.float32(p[0]))} +- {str(np.float32(s[0]))}")
+            return
         p = model.predict(u, i, timestamps=timestamp, unknown=unknown, clip=clip)[0]
         click.echo(str(np.float32(p)))
         return
@@ -286,9 +301,16 @@ def predict(model_file, user, item, input_path, output_path, sep, unknown, clip,
     i = parse_ids(tok_i, model.item_ids_, "item", where)
     if unknown == "raise":
         _check_known(model, u, i, where)
-    pred = model.predict(u, i, timestamps=stamps, unknown=unknown, clip=clip)
-    text = "user,item,prediction\n" + "".join(
-        f"{a},{b},{p}\n" for a, b, p in zip(tok_u, tok_i, pred.astype(str)))
+    if with_std:
+        pred, std = model.predict(u, i, timestamps=stamps, unknown=unknown, clip=clip,
+                                  return_std=True)
+        text = "user,item,prediction,std\n" + "".join(
+            f"{a},{b},{p},{s}\n" for a, b, p, s in zip(tok_u, tok_i, pred.astype(str),
+                                                       std.astype(str)))
+    else:
+        pred = model.predict(u, i, timestamps=stamps, unknown=unknown, clip=clip)
+        text = "user,item,prediction\n" + "".join(
+            f"{a},{b},{p}\n" for a, b, p in zip(tok_u, tok_i, pred.astype(str)))
     if output_path and output_path != "-":
         _write_atomic(output_path, text)
         if not quiet:

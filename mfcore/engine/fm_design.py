@@ -21,6 +21,13 @@ Shapes and dtypes (what :class:`FMDesign` holds after validation):
                                           indices int32, data float64: the R_b x p_b matrix B_b
     groups          int32 (p,)            prior group of every column, p = p0 + sum p_b;
                                           groups are 0 .. G-1
+    linear          bool (G,)             whether the group's columns have a linear weight w_j
+                                          (False: w_j is held at 0; default all True)
+    factored        bool (G,)             whether they have factors v_j (False: v_j = 0, the
+                                          column interacts with nothing; default all True)
+
+``linear``/``factored`` let a group be a plain bias (Koren's b_{i,Bin(t)}: linear only) or
+factors without a bias of its own, within one sampler.
 
 A design built for test pairs must have the same columns (same p0, same block widths, same
 groups) as the training design; its blocks may have other rows (e.g. R_b = all users,
@@ -188,12 +195,16 @@ class RelationBlock:
 class FMDesign:
     """Targets, per-rating features ``X`` (CSR or None), relation ``blocks`` and the prior
     ``groups`` of the columns (default: one group per part, i.e. X's columns group 0 and
-    block b's columns group b+1 ... (or b if there is no X)). See the module docstring."""
+    block b's columns group b+1 ... (or b if there is no X)); per group, whether its columns
+    have a ``linear`` weight and ``factored`` factors (default: both). See the module
+    docstring."""
 
     y: np.ndarray
     X: CSR | None = None
     blocks: tuple = ()
     groups: np.ndarray | None = field(default=None)
+    linear: np.ndarray | None = field(default=None)
+    factored: np.ndarray | None = field(default=None)
 
     def __post_init__(self):
         y = np.ascontiguousarray(self.y, dtype=np.float64)
@@ -223,6 +234,14 @@ class FMDesign:
             raise ValueError("groups must be 0 .. G-1, every group used")
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite")
+        n_groups = int(groups.max()) + 1 if p else 0
+        for name in ("linear", "factored"):
+            flags = getattr(self, name)
+            flags = np.ones(n_groups, bool) if flags is None else np.asarray(flags)
+            if flags.shape != (n_groups,) or flags.dtype != bool:
+                raise ValueError(f"{name} needs one bool per group ({n_groups}), got "
+                                 f"{flags.shape} {flags.dtype}")
+            object.__setattr__(self, name, np.ascontiguousarray(flags))
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "blocks", blocks)
         object.__setattr__(self, "groups", groups)
@@ -250,17 +269,18 @@ class FMDesign:
     def same_columns(self, other):
         """True when ``other`` has this design's columns (what prediction needs)."""
         return (self.p0 == other.p0 and [b.width for b in self.blocks] == [b.width for b in other.blocks]
-                and np.array_equal(self.groups, other.groups))
+                and np.array_equal(self.groups, other.groups) and np.array_equal(self.linear, other.linear)
+                and np.array_equal(self.factored, other.factored))
 
     def with_y(self, y):
-        return FMDesign(y, self.X, self.blocks, self.groups)
+        return FMDesign(y, self.X, self.blocks, self.groups, self.linear, self.factored)
 
     def expanded(self):
         """The same features with every block written out per rating in ``X`` (no blocks):
         the reference the block algorithm must agree with. Memory N x (sum of row lengths)."""
         parts = [self.X if self.X is not None else CSR(np.zeros(self.n + 1, np.int64), [], [], (self.n, 0))]
         parts += [b.table.take_rows(b.rows) for b in self.blocks]
-        return FMDesign(self.y, hstack(parts), (), self.groups)
+        return FMDesign(self.y, hstack(parts), (), self.groups, self.linear, self.factored)
 
 
 FEATURE_SETS = ("mf", "svdpp", "timesvdpp-flipped")

@@ -82,6 +82,12 @@ group the difference is negligible; this module samples the exact conditional ab
 
     alpha | rest ~ Gamma(a0 + N/2, b0 + SSE/2),     SSE = sum_n e_n^2
 
+*Held columns.* A group whose design flag ``linear`` (``factored``) is False keeps its
+w_j (v_j) at 0: they start at 0 and are never drawn, so the conditionals above hold for
+the remaining parameters with those at 0 (a bias-only group, e.g. Koren's b_{i,Bin(t)},
+or a group of factors without biases). Their groups' hyper-parameters are still drawn
+(from all-zero weights) and never used.
+
 Sweep order (myFM's): alpha, w0, (lambda_w, mu_w), w [X's columns, then each block's],
 (lambda_v, mu_v), then for f = 0..k-1: v_.f [X's columns, then each block's]. Every
 ``refresh_every`` sweeps the residuals and the block rows' per-factor (qB, qSB) are
@@ -121,9 +127,10 @@ __all__ = ["GibbsPriors", "GibbsResult", "GibbsHistory", "Conditional", "fit_gib
 #:   rating | roff (nb+1,) i8, coff (nb+1,) i8: global row / column offsets of the blocks |
 #:   bptr (R+1,) i8, bidx i4 (global column), bval f8: all blocks' rows as one CSR |
 #:   bcptr (pB+1,) i8, bcidx i4 (global row), bcval f8: block columns as CSC (column j - p0) |
-#:   card (R,) f8: ratings per block row | bcsq (pB,) f8: sum_r x_rl^2 card_r | groups (p,) i4
+#:   card (R,) f8: ratings per block row | bcsq (pB,) f8: sum_r x_rl^2 card_r | groups (p,) i4 |
+#:   wfree, vfree (p,) u1: 1 where the column's w (its v) is sampled, 0 where it is held at 0
 Packed = namedtuple("Packed", "y xptr xidx xval xcptr xcidx xcval xcsq brows roff coff bptr bidx bval "
-                              "bcptr bcidx bcval card bcsq groups")
+                              "bcptr bcidx bcval card bcsq groups wfree vfree")
 
 #: The sampler state: weights, hyper-parameters (first 8 fields), then the caches: e (N,)
 #: residuals, q (N,) q_nf of the current factor, RC (R, 8) the block rows' cache while a
@@ -156,7 +163,8 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
         first = np.where(np.diff(X.indptr) > 0, X.indices[np.minimum(X.indptr[:-1], max(X.nnz - 1, 0))], p0)
         order = np.argsort(first, kind="stable")
         design = FMDesign(y[order], X.take_rows(order),
-                          tuple(type(b)(b.rows[order], b.table) for b in design.blocks), design.groups)
+                          tuple(type(b)(b.rows[order], b.table) for b in design.blocks), design.groups,
+                          design.linear, design.factored)
         y = design.y
     if design.X is not None:
         xptr, xidx, xval = design.X.indptr, design.X.indices, design.X.data
@@ -195,8 +203,10 @@ def _pack(design: FMDesign, for_fit: bool) -> Packed:
         xcsq = np.zeros(p0)
         bcptr, bcidx, bcval = np.zeros(pB + 1, np.int64), np.zeros(0, np.int32), np.zeros(0)
         card, bcsq = np.zeros(R), np.zeros(pB)
+    wfree = design.linear[design.groups].astype(np.uint8)
+    vfree = design.factored[design.groups].astype(np.uint8)
     return Packed(y, xptr, xidx, xval, xcptr, xcidx, xcval, xcsq, brows, roff, coff, bptr, bidx,
-                  bval, bcptr, bcidx, bcval, card, bcsq, design.groups)
+                  bval, bcptr, bcidx, bcval, card, bcsq, design.groups, wfree, vfree)
 
 
 # --------------------------------------------------------------------------------- random numbers
@@ -445,6 +455,8 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
     z = np.empty(p)                                                # this sweep's normals for w
     _fill_normals(seed, sweep, S_W, 0, z)
     for j in range(p0):                                            # X's columns: h = x_nj
+        if D.wfree[j] == 0:
+            continue
         g = D.groups[j]
         lam, mu = S.lam_w[g], S.mu_w[g]
         old = S.w[j]
@@ -471,6 +483,8 @@ def _sweep(D, S, cf, ci, sweep, probe, pout, snap):
         for i in range(n):
             RC[D.brows[b, i], AE] += e[i]
         for j in range(D.coff[b], D.coff[b + 1]):
+            if D.wfree[j] == 0:
+                continue
             g = D.groups[j]
             lam, mu = S.lam_w[g], S.mu_w[g]
             old = S.w[j]
@@ -612,6 +626,8 @@ def _sample_x_columns(D, S, f, alpha, z, probe, pout, snap):
     p0 = D.xcptr.shape[0] - 1
     vf, q, e = S.Vt[f], S.q, S.e
     for j in range(p0):
+        if D.vfree[j] == 0:
+            continue
         g = D.groups[j]
         lam, mu = S.lam_v[g, f], S.mu_v[g, f]
         old = vf[j]
@@ -644,6 +660,8 @@ def _sample_block_columns(D, S, f, b, alpha, z, probe, pout, snap):
     p0 = D.xcptr.shape[0] - 1
     vf, RC = S.Vt[f], S.RC
     for j in range(D.coff[b], D.coff[b + 1]):
+        if D.vfree[j] == 0:
+            continue
         g = D.groups[j]
         lam, mu = S.lam_v[g, f], S.mu_v[g, f]
         old = vf[j]
@@ -787,8 +805,8 @@ def _setup(design, rank, seed, priors, fixed_alpha, fixed_hyper):
     n, p, G = design.n, design.p, design.n_groups
     R = int(D.roff[-1])
     w0 = _init_normals(seed, 1, 0) * priors.init_std
-    w = _init_normals(seed, p, 1) * priors.init_std
-    Vt = (_init_normals(seed, rank * p, 1 + p) * priors.init_std).reshape(rank, p)
+    w = _init_normals(seed, p, 1) * priors.init_std * D.wfree
+    Vt = (_init_normals(seed, rank * p, 1 + p) * priors.init_std).reshape(rank, p) * D.vfree
     S = State(w0, w, Vt, np.ones(1), np.zeros(G), np.full(G, 1e-5), np.zeros((G, rank)),
               np.full((G, rank), 1e-5), np.empty(n), np.zeros(n), np.zeros((R, 8)), np.zeros((rank, R, 2)))
     if fixed_alpha is not None:

@@ -159,6 +159,9 @@ def fit_options(model, validation, *, epochs=None, batch_size=None, optimizer=No
         if lr is None:
             lr = own.get("lr")
     opt = registry.optimizer(optimizer)
+    if opt.code == registry.MCMC:
+        raise ModelError("optimizer 'mcmc' samples instead of stepping: call "
+                         "model.fit(..., optimizer='mcmc') (mfcore.models.bayes)")
     lr = opt.default_lr if lr is None else lr
     if lr_decay is None:
         lr_decay = own.get("lr_decay", 1.0) if optimizer == own["optimizer"] else 1.0

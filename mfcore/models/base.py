@@ -147,6 +147,24 @@ class RatingModel:
     def _load_context(self, arrays: dict):
         """Restore it from :meth:`_context_state`'s arrays; ValueError when they are bad."""
 
+    def _saved_context(self) -> dict:
+        """Everything a model file keeps besides parameter tables: the model's context and,
+        after an mcmc fit, its posterior samples (as ``mcmc.<name>``)."""
+        out = dict(self._context_state())
+        if getattr(self, "posterior_", None) is not None:
+            from . import bayes
+            out.update({f"mcmc.{k}": v for k, v in bayes.saved_state(self).items()})
+        return out
+
+    def _restore_context(self, arrays: dict):
+        """Restore :meth:`_saved_context`'s arrays (the id maps already in place)."""
+        self._load_context({k: v for k, v in arrays.items() if not k.startswith("mcmc.")})
+        self.posterior_ = None
+        posterior = {k[5:]: v for k, v in arrays.items() if k.startswith("mcmc.")}
+        if posterior:
+            from . import bayes
+            bayes.restore_state(self, posterior)
+
     def _v1_kernel_settings(self, design: Design):
         """``(spec, fspec)`` of ``design`` as mfcore 0.1.0 laid them out (what a version-1
         model file holds); default: unchanged."""
@@ -290,6 +308,11 @@ class RatingModel:
         early_stopping, verbose, progress ...) are those of :func:`mfcore.engine.trainer.fit`.
         Calling ``fit`` again continues training from the current weights (unless the
         hyper-parameters or the id maps changed).
+
+        ``optimizer="mcmc"`` samples the model as a Bayesian factorization machine instead
+        (the models that are one: :mod:`mfcore.models.bayes`); its options are samples,
+        burn_in, seed, verbose, progress, log, callbacks (:func:`mfcore.engine.mcmc.mcmc_options`);
+        every call draws a new chain.
         """
         self._check()
         train = as_ratings(train, "train")
@@ -299,6 +322,14 @@ class RatingModel:
                     and np.array_equal(validation.item_ids, train.item_ids)):
                 raise ModelError("validation must share train's id maps: split one Ratings "
                                  "with mfcore.random_split (or build both from one DataFrame)")
+        if kwargs.get("optimizer") == "mcmc":
+            from . import bayes
+            return bayes.fit(self, train, validation, **kwargs)
+        given = [k for k in ("samples", "burn_in") if k in kwargs]
+        if given:
+            raise ModelError(f"{given[0]} applies to optimizer='mcmc' only")
+        trainer.fit_options(self, validation, **kwargs)     # bad options: keep any posterior
+        self.posterior_ = None
         trainer.fit(self, train, validation, **kwargs)
         return self.history_
 
@@ -400,8 +431,17 @@ class RatingModel:
         kernel's workspace for them would pass PREDICT_WORKSPACE_BYTES."""
         return prediction_chunk(self.design_, n)
 
-    def _predict_indices(self, users, items, timestamps=None) -> np.ndarray:
-        """Raw model output for index arrays (no clipping, no unknown handling)."""
+    def _predict_indices(self, users, items, timestamps=None, return_std=False):
+        """Model output for index arrays (no unknown handling; clipped only for models
+        whose ``clip`` is on). A model fitted with mcmc averages its posterior samples and,
+        with ``return_std``, also returns the predictive standard deviations."""
+        if getattr(self, "posterior_", None) is not None:
+            from . import bayes
+            return bayes.predict_indices(self, users, items, timestamps, return_std)
+        if return_std:
+            raise ModelError(f"return_std needs a posterior: fit this {self.name} with "
+                             f"optimizer='mcmc' (it was fitted with "
+                             f"{(getattr(self.history_, 'settings', None) or {}).get('optimizer', '?')})")
         return self._predict_records(self._encode(users, items, None, timestamps))
 
     # ---- prediction -------------------------------------------------------------------------
@@ -460,8 +500,9 @@ class RatingModel:
                 f"training ratings){count}")
 
     def predict(self, users, items, *, timestamps=None, ids="raw", unknown="raise",
-                clip=False) -> np.ndarray:
-        """Predicted ratings, float32 array of shape (n,).
+                clip=False, return_std=False):
+        """Predicted ratings, float32 array of shape (n,); with ``return_std`` a pair
+        (predictions, standard deviations).
 
         users, items: raw ids (``ids="raw"``, default) or dense indices (``ids="index"``).
         timestamps: seconds since the epoch of each rating to predict, for time-aware
@@ -469,7 +510,9 @@ class RatingModel:
         unknown: what to do with a pair whose user or item is not in the model or had no
         training ratings (its parameters would be untrained noise): ``"raise"`` (default),
         ``"nan"``, or ``"mean"`` (the training mean rating). clip: clip to the training
-        rating scale.
+        rating scale. return_std: also the posterior predictive standard deviation of each
+        rating (models fitted with ``optimizer="mcmc"`` only; NaN for unknown pairs): the
+        spread of the posterior samples' predictions plus the noise the model estimated.
         """
         self._require_fitted()
         if unknown not in UNKNOWN_POLICIES:
@@ -480,14 +523,20 @@ class RatingModel:
         if not np.all(ok) and unknown == "raise":
             msg = self.unknown_pair_message(users, items, ok_u, ok_i)
             raise UnknownIdsError(f"{msg}; pass unknown='mean' or unknown='nan'")
+        if return_std and getattr(self, "posterior_", None) is None:
+            self._predict_indices(u[:0], i[:0], return_std=True)  # raises the explanation
         out = np.full(len(u), np.nan if unknown == "nan" else self.global_mean_, np.float32)
+        std = np.full(len(u), np.nan, np.float32)
         if np.any(ok):
             ts = None if timestamps is None else np.broadcast_to(
                 np.asarray(timestamps, np.int64), u.shape)[ok]
-            out[ok] = self._predict_indices(u[ok], i[ok], ts)
+            if return_std:
+                out[ok], std[ok] = self._predict_indices(u[ok], i[ok], ts, return_std=True)
+            else:
+                out[ok] = self._predict_indices(u[ok], i[ok], ts)
         if clip:
             np.clip(out, self.rating_min_, self.rating_max_, out=out)
-        return out
+        return (out, std) if return_std else out
 
     def evaluate(self, data, *, unknown="model", clip=False, timestamp=None) -> dict:
         """MSE, RMSE and MAE on ``data``: a Ratings (its own id maps or the model's) or a
@@ -589,7 +638,11 @@ class RatingModel:
         i = int(i[0])
         if i < 0 or self.item_counts_[i] == 0:
             raise ModelError(f"item {plain(item)} had no ratings in the training data")
-        E = self.item_embeddings().astype(np.float64)
+        if getattr(self, "posterior_", None) is not None:
+            from . import bayes
+            E = bayes.item_embeddings(self).astype(np.float64)
+        else:
+            E = self.item_embeddings().astype(np.float64)
         norms = np.linalg.norm(E, axis=1)
         norms[norms == 0] = 1.0
         sims = (E @ E[i]) / (norms * norms[i])

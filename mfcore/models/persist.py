@@ -69,7 +69,7 @@ def save_model(model, path) -> str:
     titles = getattr(model, "titles_", {}) or {}
     keys = list(titles)
     arrays = {f"table.{name}": tables.view(name) for name in tables.names}
-    arrays.update({f"context.{k}": np.asarray(v) for k, v in model._context_state().items()})
+    arrays.update({f"context.{k}": np.asarray(v) for k, v in model._saved_context().items()})
     arrays.update({
         "theta": model.theta_, "state": model.state_,
         "user_ids": _plain_ids(model.user_ids_), "item_ids": _plain_ids(model.item_ids_),
@@ -264,7 +264,7 @@ def load_model(path):
     model.n_train_ = n_train
     context = {k[len("context."):]: v for k, v in f.arrays.items() if k.startswith("context.")}
     try:
-        model._load_context(context)
+        model._restore_context(context)
     except (ValueError, KeyError, TypeError) as exc:
         f.fail(f"the model's data context is missing or inconsistent ({exc})")
     design = model._design(n_users, n_items)
@@ -303,13 +303,15 @@ def load_model(path):
 
 
 def _history(f):
+    from ..engine.mcmc import SamplerHistory
     from ..engine.trainer import History
     hist = f.meta.get("history")
     if not hist:
         return None
     if not isinstance(hist, dict):
         f.fail("metadata 'history' must be an object")
-    h = History()
+    mcmc = isinstance(hist.get("settings"), dict) and hist["settings"].get("optimizer") == "mcmc"
+    h = SamplerHistory() if mcmc else History()
     fields = h.as_dict()
     for k, v in hist.items():
         if k not in fields:

@@ -262,6 +262,55 @@ def test_callback_can_stop_and_bad_designs_are_refused():
         fit_gibbs(design, 2, 10, burn_in=10)
 
 
+# ------------------------------------------------------------------- held (bias-only / factors-only) groups
+
+def held_design():
+    """tiny_design with the day group bias-only (factored False) and the N(u) group
+    factors-only (linear False), as mfcore.models.bayes builds Koren's time and implicit terms."""
+    d = tiny_design()
+    return FMDesign(d.y, d.X, d.blocks, d.groups, linear=np.array([True, True, False, True]),
+                    factored=np.array([False, True, True, True]))
+
+
+def test_held_parts_stay_zero_and_the_others_move():
+    d = held_design()
+    res = fit_gibbs(d, 3, 20, burn_in=0, seed=1)
+    day, nu = d.groups == 0, d.groups == 2
+    assert np.all(res.V[:, day, :] == 0) and np.all(res.w[:, nu] == 0)
+    assert np.all(res.w[:, day] != 0) and np.all(res.V[:, nu, :] != 0)
+    # the predictions are those of the FM with the held parts at zero
+    s = 7
+    np.testing.assert_allclose(predict(fit_gibbs(d, 3, 8, seed=1, n_kept=1), d),
+                               fm_predict(d, res.w0[s], res.w[s], res.V[s]), rtol=1e-12)
+    with pytest.raises(ValueError, match="never drew"):
+        gibbs_conditional(d, 3, ("v", 1, 0), seed=11, sweep=2)
+    with pytest.raises(ValueError, match="never drew"):
+        gibbs_conditional(d, 3, ("w", 12), seed=11, sweep=2)
+
+
+@pytest.mark.parametrize("param", [("w", 1), ("w", 6), ("w", 16), ("v", 5, 1), ("v", 12, 2), ("v", 19, 0),
+                                   ("alpha",), ("w0",)], ids=lambda p: "-".join(map(str, p)))
+def test_conditionals_with_held_parts_match_the_log_joint(param):
+    """The held parameters are zeros in the log joint; every conditional that is drawn must
+    still be the normalised log joint's (same grid check as above)."""
+    k, design, priors = 3, held_design(), GibbsPriors()
+    cond = gibbs_conditional(design, k, param, seed=11, sweep=3, priors=priors)
+    held = cond.state["V"][design.groups == 0], cond.state["w"][design.groups == 2]
+    assert np.all(held[0] == 0) and np.all(held[1] == 0)
+    mean, var = grid_moments(cond, param, design, priors, k)
+    sd = math.sqrt(cond.var)
+    assert abs(mean - cond.mean) < 1e-6 * sd, (mean, cond.mean)
+    assert abs(var / cond.var - 1) < 1e-5, (var, cond.var)
+
+
+def test_held_flags_are_part_of_the_columns():
+    d, h = tiny_design(), held_design()
+    assert not d.same_columns(h) and h.same_columns(h.with_y(np.ones(h.n)))
+    assert h.expanded().same_columns(FMDesign(h.y, h.expanded().X, (), h.groups, h.linear, h.factored))
+    with pytest.raises(ValueError, match="one bool per group"):
+        FMDesign(d.y, d.X, d.blocks, d.groups, linear=np.ones(3, bool))
+
+
 def test_design_helpers():
     m = csr_from_triplets([0, 2, 0, 2], [1, 0, 1, 2], [1.0, 2.0, 3.0, 4.0], (3, 3))
     np.testing.assert_array_equal(m.toarray(), [[0, 4, 0], [0, 0, 0], [2, 0, 4]])
