@@ -60,3 +60,5 @@ def check_bins(value, what="bins"):
         from .errors import ModelError
         raise ModelError(f"{what} must be an integer from 1 to {MAX_BINS:,}, got {value!r}")
     return int(value)
+#: sweeps of the Gibbs sampler, burn-in or kept (optimizer "mcmc")
+MAX_SWEEPS = 1_000_000

@@ -188,11 +188,11 @@ def fit_options(f, threads=True, sampler=True):
         help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
     if sampler:                     # --optimizer mcmc's own options
         opts.append(click.option(
-            "--samples", type=click.IntRange(min=1), default=None,
+            "--samples", type=click.IntRange(1, bounds.MAX_SWEEPS), default=None,
             help="--optimizer mcmc: sweeps kept after the burn-in; predictions average them "
                  "[default: 200]."))
         opts.append(click.option(
-            "--burn-in", type=click.IntRange(min=0), default=None,
+            "--burn-in", type=click.IntRange(0, bounds.MAX_SWEEPS), default=None,
             help="--optimizer mcmc: sweeps run and discarded first [default: 10]."))
     for opt in reversed(opts):
         f = opt(f)

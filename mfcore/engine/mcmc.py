@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import bounds
 from ..errors import ModelError, TrainingDiverged
 from . import gibbs, loop
 from .fm_design import FMDesign
@@ -62,8 +63,10 @@ class McmcOptions:
 
 
 def _count(value, what, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ModelError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not minimum <= value <= bounds.MAX_SWEEPS):
+        raise ModelError(f"{what} must be an integer in [{minimum}, {bounds.MAX_SWEEPS:,}], "
+                         f"got {value!r}")
     return int(value)
 
 
@@ -276,6 +279,9 @@ def run(design: FMDesign, rank: int, o: McmcOptions, validation=None, finish=Non
     settings: recorded in the history besides the options."""
     layout = Layout.of(design, rank)
     S, p, vcols = o.samples, layout.p, layout.vcols
+    from .memory import check_fits
+    check_fits({"kept samples": 4 * S * (2 + p + len(vcols) * layout.rank) + 8 * S},
+               what=f"keeping {S:,} samples")
     w0s, alphas = np.empty(S, np.float32), np.empty(S, np.float32)
     ws = np.empty((S, p), np.float32)
     Vs = np.empty((S, len(vcols), layout.rank), np.float32)

@@ -360,3 +360,20 @@ def test_similar_items_and_recommend_from_the_posterior(fitted, u1):
     b.fit(u1[0], optimizer="mcmc", samples=2, burn_in=0, verbose=0)
     with pytest.raises(ModelError, match="no factors"):
         b.similar_items(50)
+
+
+@pytest.mark.parametrize("options", [{"samples": 0}, {"samples": 10 ** 7}, {"burn_in": -1},
+                                     {"burn_in": 10 ** 7}, {"samples": 2.5}])
+def test_sampler_counts_are_bounded(options):
+    from mfcore.errors import ModelError
+    with pytest.raises(ModelError, match="must be an integer in"):
+        mfcore.create_model("mfb", factors=2).fit(tiny_sets()[0], optimizer="mcmc", verbose=0,
+                                                   **options)
+
+
+def test_kept_samples_that_do_not_fit_are_refused_with_the_figure(monkeypatch):
+    from mfcore.errors import MemoryLimitError
+    monkeypatch.setenv("MFCORE_MEMORY_LIMIT", "1MiB")
+    with pytest.raises(MemoryLimitError, match="keeping 100,000 samples needs"):
+        mfcore.create_model("mfb", factors=8).fit(tiny_sets()[0], optimizer="mcmc", verbose=0,
+                                                   samples=100_000, burn_in=0)
