@@ -32,6 +32,7 @@ PROBE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "probe_sgd.py
 def load_probe(path):
     spec = importlib.util.spec_from_file_location("probe_sgd", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Numba's on-disk cache looks the module up by name
     spec.loader.exec_module(module)
     return module
 
