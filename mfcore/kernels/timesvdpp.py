@@ -82,9 +82,42 @@ def touch(T, P, S, start, n, K):
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
-def _forward(T, P, S, j, su, sz, pu, qi):
-    """Fill ``pu``, ``qi`` (k each; ``su``/``sz`` receive the implicit sums) for record
-    ``j``; return ``(y_hat, dev, c, bi, norm_u, norm_i)``."""
+def _implicit_sums(T, P, u, i, su, sz):
+    """``su = sum_{j in N(u)} y_j`` and ``sz = sum_{v in N(i)} z_v`` (zeros for a term
+    that is off)."""
+    spec, aux = P.spec, P.aux_i
+    k = spec[SPEC.k]
+    for f in range(k):
+        su[f] = 0.0
+        sz[f] = 0.0
+    if spec[SPEC.implicit]:
+        Y = view(T.W, T, IMPL)
+        q0 = spec[SPEC.nu_idx]
+        for a in range(aux[spec[SPEC.nu_ptr] + u], aux[spec[SPEC.nu_ptr] + u + 1]):
+            y = aux[q0 + a]
+            for f in range(k):
+                su[f] += Y[y, f]
+    if spec[SPEC.flipped]:
+        Z = view(T.W, T, IMPL_USERS)
+        q0 = spec[SPEC.ni_idx]
+        for a in range(aux[spec[SPEC.ni_ptr] + i], aux[spec[SPEC.ni_ptr] + i + 1]):
+            v = aux[q0 + a]
+            for f in range(k):
+                sz[f] += Z[v, f]
+
+
+def predict_scratch(k, n_users, n_items, implicit, flipped):
+    """Scratch :func:`predict` needs beyond its 4 k values to keep each user's and
+    item's implicit sum once computed (a chunk of predictions then costs O(k) per record
+    plus O(|N(u)| k) once per user, instead of O(|N(u)| k) per record)."""
+    return (k + 1) * ((n_users if implicit else 0) + (n_items if flipped else 0))
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _forward(T, P, S, j, su, sz, pu, qi, have_sums=False):
+    """Fill ``pu``, ``qi`` (k each; ``su``/``sz`` receive the implicit sums, or already
+    hold them with ``have_sums``) for record ``j``; return ``(y_hat, dev, c, bi, norm_u,
+    norm_i)``."""
     spec, aux = P.spec, P.aux_i
     k = spec[SPEC.k]
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
@@ -93,30 +126,15 @@ def _forward(T, P, S, j, su, sz, pu, qi):
     cb, ca, cc, cap = _cols(k)
     dev = S.Xf[j, DEV] if spec[SPEC.time] else 0.0
     norm_u = 0.0
-    for f in range(k):
-        su[f] = 0.0
-        sz[f] = 0.0
+    norm_i = 0.0
+    if not have_sums:
+        _implicit_sums(T, P, u, i, su, sz)
     if spec[SPEC.implicit]:
-        Y = view(T.W, T, IMPL)
-        p0 = spec[SPEC.nu_ptr]
-        q0 = spec[SPEC.nu_idx]
-        lo, hi = aux[p0 + u], aux[p0 + u + 1]
-        for a in range(lo, hi):
-            y = aux[q0 + a]
-            for f in range(k):
-                su[f] += Y[y, f]
+        lo, hi = aux[spec[SPEC.nu_ptr] + u], aux[spec[SPEC.nu_ptr] + u + 1]
         if hi > lo:
             norm_u = 1.0 / math.sqrt(hi - lo)
-    norm_i = 0.0
     if spec[SPEC.flipped]:
-        Z = view(T.W, T, IMPL_USERS)
-        p0 = spec[SPEC.ni_ptr]
-        q0 = spec[SPEC.ni_idx]
-        lo, hi = aux[p0 + i], aux[p0 + i + 1]
-        for a in range(lo, hi):
-            v = aux[q0 + a]
-            for f in range(k):
-                sz[f] += Z[v, f]
+        lo, hi = aux[spec[SPEC.ni_ptr] + i], aux[spec[SPEC.ni_ptr] + i + 1]
         if hi > lo:
             norm_i = 1.0 / math.sqrt(hi - lo)
     z = P.fspec[0] + U[u, cb]
@@ -210,10 +228,39 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
 
 @njit(**CORE, fastmath=FAST)
 def predict(T, P, S, start, n, out, ws):
-    k = P.spec[SPEC.k]
+    spec = P.spec
+    k = spec[SPEC.k]
     su, sz, pu, qi = ws[0:k], ws[k:2 * k], ws[2 * k:3 * k], ws[3 * k:4 * k]
+    impl, flip = spec[SPEC.implicit] != 0, spec[SPEC.flipped] != 0
+    nu = T.rows[USERS] if impl else 0
+    ni = T.rows[ITEMS] if flip else 0
+    w = k + 1
+    cached = (impl or flip) and ws.size >= 4 * k + w * (nu + ni)
+    if not cached:
+        for b in range(n):
+            out[b] = _forward(T, P, S, start + b, su, sz, pu, qi)[0]
+        return
+    # per user (then per item) k sums and a "computed in this call" flag
+    cache = ws[4 * k:4 * k + w * (nu + ni)]
+    for r in range(nu + ni):
+        cache[r * w + k] = 0.0
     for b in range(n):
-        out[b] = _forward(T, P, S, start + b, su, sz, pu, qi)[0]
+        j = start + b
+        u = S.X[j, USER]
+        i = S.X[j, ITEM]
+        cu_ = cache[u * w:u * w + w] if impl else su
+        ci_ = cache[(nu + i) * w:(nu + i) * w + w] if flip else sz
+        if (impl and cu_[k] == 0.0) or (flip and ci_[k] == 0.0):
+            _implicit_sums(T, P, u, i, su, sz)
+            if impl:
+                for f in range(k):
+                    cu_[f] = su[f]
+                cu_[k] = 1.0
+            if flip:
+                for f in range(k):
+                    ci_[f] = sz[f]
+                ci_[k] = 1.0
+        out[b] = _forward(T, P, S, j, cu_[:k], ci_[:k], pu, qi, True)[0]
 
 
 #: per-column constants of a table in the fused kernel's scratch: the rate

@@ -196,9 +196,11 @@ class _KorenModel(RatingModel):
                     nu_ptr=offsets["user_ptr"], nu_idx=offsets["user_items"],
                     ni_ptr=offsets["item_ptr"], ni_idx=offsets["item_users"])
         batch_ws = ucols + k + 1 + 3 + 5 * k
+        cache = kernel.predict_scratch(k, n_users, n_items, t["implicit"], t["flipped"])
         return Design(tables=tables, spec=spec, fspec=np.array([self.global_mean_]),
                       workspace=lambda batch: max(batch_ws,
-                                                    kernel.sgd_scratch(k, ucols, k + 1)),
+                                                    kernel.sgd_scratch(k, ucols, k + 1),
+                                                    4 * k + cache),
                       aux_i=np.concatenate(parts) if parts else np.zeros(0, np.int64),
                       sgd_order=None if t["flipped"] else ("user" if t["implicit"] else "grid"))
 

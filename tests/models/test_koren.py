@@ -145,3 +145,36 @@ def test_time_parameters_are_bounded(params, match):
 def test_nn_time_bins_are_bounded():
     with pytest.raises(ModelError, match="time_bins must be an integer from 1"):
         create_model("nn", time_features=True, time_bins=2 ** 40)._check()
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_chunked_predictions_equal_the_formula(u1, flipped):
+    """predict() keeps each user's (and item's) implicit sum once computed: its output
+    must equal SVD++'s formula evaluated from the tables with NumPy, for every pair."""
+    train, test = u1
+    model = create_model("svdpp", factors=4, flipped=flipped, clip=False, seed=3)
+    model.fit(train, epochs=1, verbose=0)
+    tabs = model.tables_
+    U, I, Y = tabs.view("users"), tabs.view("items"), tabs.view("implicit")
+    k = 4
+    sets = model.implicit_sets_
+    pu = U[:, :k].astype(np.float64).copy()
+    for u in range(train.n_users):
+        items = sets["user_items"][sets["user_ptr"][u]:sets["user_ptr"][u + 1]]
+        if len(items):
+            pu[u] += Y[items].astype(np.float64).sum(0) / np.sqrt(len(items))
+    qi = I[:, :k].astype(np.float64).copy()
+    if flipped:
+        Z = tabs.view("implicit_users")
+        for i in range(train.n_items):
+            users = sets["item_users"][sets["item_ptr"][i]:sets["item_ptr"][i + 1]]
+            if len(users):
+                qi[i] += Z[users].astype(np.float64).sum(0) / np.sqrt(len(users))
+    seen = np.zeros(train.n_items, bool)
+    seen[train.items] = True
+    keep = seen[test.items]
+    u, i = test.users[keep], test.items[keep]
+    expected = (model.global_mean_ + U[u, k] + I[i, k]
+                + np.einsum("nk,nk->n", pu[u], qi[i]))
+    got = model.predict(test.user_ids[u], test.item_ids[i])
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
