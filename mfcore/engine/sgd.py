@@ -107,19 +107,25 @@ class Grid:
 
 
 @njit(cache=True, inline="always")
+def _random_permutation(arr, s):
+    """Fill ``arr`` with a uniformly random permutation of 0 .. arr.size-1 (Fisher-Yates
+    from the xorshift64 state ``s``); returns the advanced state."""
+    for j in range(arr.size):
+        arr[j] = j
+    for i in range(arr.size - 1, 0, -1):
+        s = xorshift(s)
+        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = arr[i]
+        arr[i] = arr[r]
+        arr[r] = t
+    return s
+
+
+@njit(cache=True, inline="always")
 def _draw_orders(seed, epoch, B, off, pair):
-    """The strata order and the item-block pairing of an epoch (Fisher-Yates)."""
-    s = epoch_state(seed, epoch)
-    for j in range(B):
-        off[j] = j
-        pair[j] = j
-    for arr in (off, pair):
-        for i in range(B - 1, 0, -1):
-            s = xorshift(s)
-            r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-            t = arr[i]
-            arr[i] = arr[r]
-            arr[r] = t
+    """The strata order and the item-block pairing of an epoch."""
+    s = _random_permutation(off, epoch_state(seed, epoch))
+    _random_permutation(pair, s)
 
 
 @njit(cache=True, inline="always")
@@ -170,15 +176,7 @@ def user_runs_epoch(fam, T, P, E, ptr, perm, lr, seed, epoch, ws):
     drawn from (seed, epoch), each run shuffled, then trained by one kernel call. Returns
     the sum of per-sample losses."""
     n_users = perm.size
-    s = epoch_state(seed, epoch)
-    for u in range(n_users):
-        perm[u] = u
-    for i in range(n_users - 1, 0, -1):
-        s = xorshift(s)
-        r = np.int64(((s >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        t = perm[i]
-        perm[i] = perm[r]
-        perm[r] = t
+    _random_permutation(perm, epoch_state(seed, epoch))
     total = 0.0
     for j in range(n_users):
         u = perm[j]
