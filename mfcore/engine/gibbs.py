@@ -921,19 +921,32 @@ def predict(result: GibbsResult, design: FMDesign, return_std: bool = False):
         raise ValueError("no kept samples")
     D = _pack(design, for_fit=False)
     scratch = _scratch(D, result.rank)
-    cur = np.empty(design.n)
-    mean = np.zeros(design.n)
-    m2 = np.zeros(design.n)
-    for s in range(result.n_kept):
-        _predict_into(D, result.w0[s], result.w[s], result.V[s], cur, scratch[0])
+
+    def sample_into(s, out):
+        _predict_into(D, result.w0[s], result.w[s], result.V[s], out, scratch[0])
+    return predictive(design.n, result.n_kept, sample_into, result.alpha, return_std)
+
+
+def predictive(n: int, n_samples: int, sample_into, alpha, return_std: bool = False):
+    """Posterior predictive mean over ``n_samples`` kept samples, ``sample_into(s, out)``
+    writing sample s's y_hat (float64, (n,)) into ``out``; with ``return_std`` also the
+    predictive standard deviation sqrt(Var_s[y_hat_s] + mean_s[1/alpha_s]) of a new
+    observation (``alpha`` (n_samples,) the noise precisions). The one averaging loop of
+    the sampler's results, in memory (:func:`predict`) and loaded from a file
+    (:class:`mfcore.engine.mcmc.Posterior`)."""
+    cur = np.empty(n)
+    mean = np.zeros(n)
+    m2 = np.zeros(n) if return_std else None
+    for s in range(n_samples):
+        sample_into(s, cur)
         mean += cur
         if return_std:
             m2 += cur * cur
-    mean /= result.n_kept
+    mean /= n_samples
     if not return_std:
         return mean
-    var = np.maximum(m2 / result.n_kept - mean * mean, 0.0) + float(np.mean(1.0 / result.alpha))
-    return mean, np.sqrt(var)
+    noise = float(np.mean(1.0 / np.asarray(alpha, np.float64)))
+    return mean, np.sqrt(np.maximum(m2 / n_samples - mean * mean, 0.0) + noise)
 
 
 def gibbs_conditional(design: FMDesign, rank: int, param, seed: int = 0, sweep: int = 0,

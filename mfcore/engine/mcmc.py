@@ -205,19 +205,9 @@ class Posterior:
             raise ModelError("the features differ from those the posterior was sampled on")
         D = gibbs._pack(design, for_fit=False)
         V, qrow = self._scratch(D)
-        cur = np.empty(design.n)
-        mean = np.zeros(design.n)
-        m2 = np.zeros(design.n) if return_std else None
-        for s in range(self.n_samples):
-            self._sample_into(D, s, V, cur, qrow)
-            mean += cur
-            if return_std:
-                m2 += cur * cur
-        mean /= self.n_samples
-        if not return_std:
-            return mean
-        noise = float(np.mean(1.0 / self.alpha.astype(np.float64)))
-        return mean, np.sqrt(np.maximum(m2 / self.n_samples - mean * mean, 0.0) + noise)
+        return gibbs.predictive(design.n, self.n_samples,
+                                lambda s, out: self._sample_into(D, s, V, out, qrow),
+                                self.alpha, return_std)
 
     # ---- persistence ---------------------------------------------------------------------
     def state(self) -> dict:
