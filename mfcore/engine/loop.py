@@ -71,6 +71,19 @@ def predict_all(fam, T, P, S, out, ws, chunk):
 
 
 @njit(**CORE)
+def square_and_range(y):
+    """(sum of squares, min, max) of ``y`` in float64, one pass (y non-empty)."""
+    sq = 0.0
+    lo = hi = float(y[0])
+    for j in range(y.size):
+        v = float(y[j])
+        sq += v * v
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return sq, lo, hi
+
+
+@njit(**CORE)
 def error_sums(pred, y):
     """(sum of squared errors, sum of absolute errors) in float64."""
     sse = 0.0

@@ -371,10 +371,13 @@ def _finite(model):
 def ratings_scale(y) -> float:
     """The ratings' own scale as a loss: the larger of their mean square (what predicting
     0 costs) and the squared width of their range (the worst prediction inside it)."""
-    y = np.asarray(y, np.float64)
+    y = np.ascontiguousarray(y).ravel()
     if y.size == 0:
         return 1.0
-    return max(float(np.mean(y * y)), float(np.ptp(y)) ** 2, 1e-12)
+    if y.dtype not in (np.float32, np.float64):
+        y = y.astype(np.float64)
+    sq, lo, hi = loop.square_and_range(y)
+    return max(sq / y.size, (hi - lo) ** 2, 1e-12)
 
 
 #: training ratings the divergence checks predict (an evenly spaced sample beyond this)
