@@ -18,7 +18,8 @@ The two samplers run one after the other per fold, on one thread; the machine is
 so compare the columns of one run.
 
 Nothing here is tuned on a test fold: the defaults and feature choices come from
-``benchmarks/tune_mcmc.py`` (u1's training part).
+``benchmarks/tune_mcmc.py`` (validation splits of the folds' training parts). A model
+named without settings (``timesvdpp``) runs with its mcmc defaults.
 """
 from __future__ import annotations
 
@@ -32,18 +33,19 @@ import numpy as np
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # myFM's progress bar
 
-DEFAULT_CONFIGS = [
+DEFAULT_CONFIGS = [             # "without=" (empty): every time term, explicitly
     "baseline",
     "mfb factors=10",
     "myfm:mf",
-    "svdpp factors=10",
+    "svdpp factors=10 flipped=False",
     "myfm:svdpp",
-    "svdpp factors=10 flipped=True",
-    "timesvd factors=10",
-    "timesvdpp factors=10",
-    "timesvdpp factors=10 flipped=True",
+    "svdpp",                    # its mcmc defaults: k=10, flipped
+    "timesvd factors=10 without=",
+    "timesvd",                  # k=10, without drift,factor_drift
+    "timesvdpp factors=10 flipped=False without=",
+    "timesvdpp factors=10 flipped=True without=",
     "timesvdpp factors=10 flipped=True without=factor_drift",
-    "timesvdpp factors=10 flipped=True without=drift,factor_drift",
+    "timesvdpp",                # k=10, flipped, without drift,factor_drift
     "myfm:timesvdpp-flipped",
 ]
 

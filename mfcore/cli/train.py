@@ -76,7 +76,8 @@ def model_options(f):
         click.option("--model", "model_name", type=click.Choice(list(registry.MODELS)),
                      default="mfb", show_default=True, help="The model to train."),
         click.option("--factors", type=bounded.FACTORS, default=None,
-                     help="Embedding size k [default: 10; baseline has none]."),
+                     help="Embedding size k [default: 10; svdpp/timesvd/timesvdpp 50, or 10 "
+                          "under --optimizer mcmc; baseline has none]."),
         click.option("--l2", type=bounded.finite(min=0), default=None,
                      help="L2 coefficient on the embeddings (notebook: 1e-3, 1e-5)."),
         click.option("--l2-mode", type=click.Choice(registry.L2_MODES), default=None,
@@ -108,7 +109,8 @@ def model_options(f):
                           "the test set)."),
         click.option("--flipped/--no-flipped", default=None,
                      help="svdpp/timesvdpp: also represent items by the users who rated "
-                          "them (Rendle, Zhang & Koren 2019)."),
+                          "them (Rendle, Zhang & Koren 2019) [default: off; on under "
+                          "--optimizer mcmc]."),
         click.option("--bins", type=click.IntRange(1, bounds.MAX_BINS), default=None,
                      help="Time bins over the training days [default: 30] (timesvd, "
                           "timesvdpp; the NNs with --time-features)."),
@@ -116,7 +118,8 @@ def model_options(f):
                      help="timesvd/timesvdpp: exponent of dev_u(t) [default: 0.4]."),
         click.option("--without", callback=_time_terms, default=None, metavar="TERMS",
                      help="timesvd/timesvdpp: switch time terms off, for ablations: "
-                          "comma-separated from " + ", ".join(TIME_TERMS) + "."),
+                          "comma-separated from " + ", ".join(TIME_TERMS) + " [default: none; "
+                          "drift,factor_drift under --optimizer mcmc]."),
         click.option("--time-features/--no-time-features", default=None,
                      help="linear/nn/residual/mixed-*: time inputs to the MLP (the "
                           "rating's time-bin embedding; optionally its (user, day) "
@@ -379,7 +382,7 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
 def summary_line(model, data_name, hist, save_path=None) -> str:
     """The result of a training run in one line (stdout; the epoch log goes to stderr):
     the figures of the weights the model keeps, and where it was saved."""
-    k = getattr(model, "factors", None)
+    k = model._setting("factors") if hasattr(model, "factors") else None
     head = f"{model.name}" + (f" k={k}" if k is not None else "") + f" on {data_name}, " \
         f"{len(hist.loss)} epoch{'s' if len(hist.loss) != 1 else ''}: "
     if hist.settings.get("optimizer") == "mcmc":

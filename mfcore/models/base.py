@@ -91,6 +91,19 @@ class RatingModel:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
+    #: whether hyper-parameters left at None take the mcmc sampler's defaults (set by
+    #: ``fit`` and on loading; see ``auto_settings`` of the Koren models)
+    _sampler_defaults = False
+
+    def _setting(self, name):
+        """A hyper-parameter as the model uses it (models with optimizer-dependent
+        defaults resolve None here)."""
+        return getattr(self, name)
+
+    def _build_key(self) -> dict:
+        """What the built parameters depend on: the hyper-parameters as used."""
+        return dict(self.get_params())
+
     def get_params(self, deep=True) -> dict:
         """The constructor's hyper-parameters and their current values (``deep`` is
         accepted for scikit-learn compatibility; models hold no nested estimators)."""
@@ -158,9 +171,10 @@ class RatingModel:
 
     def _restore_context(self, arrays: dict):
         """Restore :meth:`_saved_context`'s arrays (the id maps already in place)."""
+        posterior = {k[5:]: v for k, v in arrays.items() if k.startswith("mcmc.")}
+        self._sampler_defaults = bool(posterior)
         self._load_context({k: v for k, v in arrays.items() if not k.startswith("mcmc.")})
         self.posterior_ = None
-        posterior = {k[5:]: v for k, v in arrays.items() if k.startswith("mcmc.")}
         if posterior:
             from . import bayes
             bayes.restore_state(self, posterior)
@@ -229,7 +243,7 @@ class RatingModel:
     # ---- fitting ----------------------------------------------------------------------------
     def _is_built_for(self, train) -> bool:
         return (getattr(self, "tables_", None) is not None
-                and getattr(self, "_built_params", None) == self.get_params()
+                and getattr(self, "_built_params", None) == self._build_key()
                 and len(self.user_ids_) == train.n_users and len(self.item_ids_) == train.n_items
                 and np.array_equal(self.user_ids_, train.user_ids)
                 and np.array_equal(self.item_ids_, train.item_ids))
@@ -258,7 +272,7 @@ class RatingModel:
             self._fit_context(train, validation)
             self._build(train.n_users, train.n_items, np.random.default_rng(self.seed),
                         budget)
-            self._built_params = self.get_params()
+            self._built_params = self._build_key()
             self._prepared_for = weakref.ref(train)
             return
         prepared = getattr(self, "_prepared_for", None)
@@ -329,6 +343,7 @@ class RatingModel:
         if given:
             raise ModelError(f"{given[0]} applies to optimizer='mcmc' only")
         trainer.fit_options(self, validation, **kwargs)     # bad options: keep any posterior
+        self._sampler_defaults = False
         self.posterior_ = None
         trainer.fit(self, train, validation, **kwargs)
         return self.history_

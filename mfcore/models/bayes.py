@@ -116,7 +116,7 @@ class FMFeatures:
     def __init__(self, model, item_bin_keys=None):
         n_users, n_items = len(model.user_ids_), len(model.item_ids_)
         terms = model._terms() if hasattr(model, "_terms") else {}
-        self.rank = 0 if model.name == "baseline" else int(model.factors)
+        self.rank = 0 if model.name == "baseline" else int(model._setting("factors"))
         self.n_users = n_users
         self.axis = getattr(model, "time_axis_", None) if terms.get("time") else None
         sets = getattr(model, "implicit_sets_", None) or {}
@@ -222,6 +222,7 @@ def fit(model, train, validation=None, **options):
     o = mcmc.mcmc_options(model, **options)
     if len(train) == 0:
         raise ModelError("the training set is empty")
+    model._sampler_defaults = True      # hyper-parameters left at None: the sampler's defaults
     model._prepare(train, validation)
     model.posterior_ = None
     feats = FMFeatures.fit(model, train)

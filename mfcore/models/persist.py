@@ -289,7 +289,7 @@ def load_model(path):
                 or not np.allclose(fspec, want_fspec):
             f.fail("kernel settings do not match the hyper-parameters")
     model._install(design, ParameterTables(design.tables, weights), theta.copy(), state.copy())
-    model._built_params = model.get_params()
+    model._built_params = model._build_key()
     model.epochs_trained_ = epochs
     model.optimizer_state_ = None
     model.data_source_ = source

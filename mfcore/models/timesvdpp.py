@@ -43,10 +43,27 @@ class _KorenModel(RatingModel):
     # which term families the class offers
     _time = False
     _implicit_term = False
+    #: what a hyper-parameter left at None means, for the gradient optimizers (sgd, adam,
+    #: sparse-adam) and for ``optimizer="mcmc"``; the subclasses fill in the mcmc side
+    #: from validation splits (see their docstrings)
+    auto_settings = {"factors": (50, 50)}
+
+    def _setting(self, name):
+        """A hyper-parameter as used: its value, or when it is None the default of the
+        optimizer family the model is fitted (or loaded) with (:attr:`auto_settings`)."""
+        value = getattr(self, name)
+        if value is None and name in self.auto_settings:
+            return self.auto_settings[name][1 if self._sampler_defaults else 0]
+        return value
+
+    def _build_key(self):
+        key = super()._build_key()
+        key.update({k: self._setting(k) for k in self.auto_settings})
+        return key
 
     # ---- hyper-parameters ------------------------------------------------------------------
     def _check_common_params(self):
-        check_factors(self.factors)
+        check_factors(self._setting("factors"))
         check_flag(self.clip, "clip")
         for what in ("l2", "l2_bias", "init_scale"):
             _nonneg(getattr(self, what), what)
@@ -58,7 +75,7 @@ class _KorenModel(RatingModel):
             if self.implicit not in IMPLICIT_MODES:
                 raise ModelError(f"implicit must be one of {IMPLICIT_MODES}, got "
                                  f"{self.implicit!r}")
-            check_flag(self.flipped, "flipped")
+            check_flag(self._setting("flipped"), "flipped")
         if self._time:
             for what in ("l2_time", "l2_scale", "lr_drift", "lr_time", "beta"):
                 _nonneg(getattr(self, what), what)
@@ -74,7 +91,7 @@ class _KorenModel(RatingModel):
     def _switched_off(self):
         """The names in ``without`` (a tuple, or a comma-separated string), None when it
         is neither."""
-        off = self.without
+        off = self._setting("without")
         if isinstance(off, str):
             off = tuple(v.strip() for v in off.split(",") if v.strip())
         return frozenset(off) if isinstance(off, (tuple, list)) else None
@@ -92,7 +109,7 @@ class _KorenModel(RatingModel):
                 t[name] = name not in off
         if self._implicit_term:
             t["implicit"] = True
-            t["flipped"] = bool(self.flipped)
+            t["flipped"] = bool(self._setting("flipped"))
         t["time"] = any(t[n] for n in ("drift", "user_day", "item_bins", "factor_drift"))
         return t
 
@@ -141,7 +158,7 @@ class _KorenModel(RatingModel):
     # ---- design ------------------------------------------------------------------------------
     def _design(self, n_users, n_items):
         t = self._terms()
-        k = self.factors
+        k = self._setting("factors")
         ucols = 2 * k + 3
         cb, ca, cc, cap = k, k + 1, k + 2, k + 3
         mode = self.l2_mode
@@ -210,7 +227,7 @@ class _KorenModel(RatingModel):
 
     def item_embeddings(self):
         self._require_fitted()
-        return self.I_[:, :self.factors]
+        return self.I_[:, :self._setting("factors")]
 
 
 def _check_csr(sets, ptr_key, idx_key, n_rows, n_cols):
@@ -222,8 +239,19 @@ def _check_csr(sets, ptr_key, idx_key, n_rows, n_cols):
         raise ValueError(f"{ptr_key}/{idx_key} do not form a valid list per row")
 
 
+_MCMC_DOC = """
+    Under ``optimizer="mcmc"`` the hyper-parameters left at None mean the sampler's own
+    defaults: factors 10, flipped on (svdpp, timesvdpp), and without drift and
+    factor_drift (timesvd, timesvdpp), whose factors in an FM meet every factored group.
+    Chosen by ``benchmarks/tune_mcmc.py`` on 90/10 validation splits of the training parts
+    of GroupLens folds u1..u5 (never a test fold); mean validation RMSE of timesvdpp
+    0.9002 (k=50, all terms) -> 0.8986 (k=10) -> 0.8863 (flipped) -> 0.8839 (without
+    drift, factor_drift); k=20 0.8842, k=50 0.8856. svdpp 0.9038 (k=50) -> 0.8914 (k=10,
+    flipped); timesvd 0.9025 (k=50) -> 0.8998 (k=10, without drift, factor_drift).
+"""
 _COMMON_DOC = """
-    factors: k (default 50). l2: L2 of the factors (p, q, y, z; default 0.1); l2_bias: of
+    factors: k (default None: 50, or under ``optimizer="mcmc"`` the value below). l2: L2
+    of the factors (p, q, y, z; default 0.1); l2_bias: of
     the biases (0.005); l2_mode: ``"per-sample"`` (default, classic SGD: the rows a rating
     touches) or ``"keras"``. init_scale: std of the factors' normal init (0.1); biases start
     at 0. clip: predictions clipped to the training rating range (default True; training
@@ -235,12 +263,14 @@ _IMPLICIT_DOC = """
     implicit: N(u) from the ``"train"`` pairs only (default) or from ``"all"``: training
     plus the validation pairs given to ``fit`` (who rated what, the Netflix-prize setting;
     it reveals which items are in the test set). flipped: also represent each item by the
-    users who rated it (``q_i + |N(i)|^-1/2 sum z_v``; Rendle, Zhang & Koren 2019). Its
+    users who rated it (``q_i + |N(i)|^-1/2 sum z_v``; Rendle, Zhang & Koren 2019; default
+    None: off, or under mcmc the value below). Its
     SGD runs through the general path: each rating then costs O((|N(u)| + |N(i)|) k)
     instead of O(k) per rating (see the README for measured epoch times).
 """
 _TIME_DOC = """
-    Time terms, each of which ``without`` (a tuple of names, default none) switches off:
+    Time terms, each of which ``without`` (a tuple of names; default None: none, or under
+    mcmc the value below) switches off:
     ``"drift"`` (``a_u dev_u(t)``), ``"user_day"`` (``b_{u,t}``, and ``c_{u,t}`` with
     scale), ``"item_bins"`` (``b_{i,Bin(t)}``), ``"scale"`` (``c_u + c_{u,t}`` multiplying the
     item bias, L2 toward 1), ``"factor_drift"`` (``ap_u dev_u(t)`` added to ``p_u``).
@@ -255,12 +285,14 @@ _TIME_DOC = """
 class SVDpp(_KorenModel):
     __doc__ = ("""SVD++ (Koren, KDD 2008): ``y_hat = mu + b_u + b_i + q_i . (p_u +
     |N(u)|^-1/2 sum_{j in N(u)} y_j)``, ``mu`` the training mean.
-""" + _COMMON_DOC + _IMPLICIT_DOC)
+""" + _COMMON_DOC + _IMPLICIT_DOC + _MCMC_DOC)
 
     name = "svdpp"
     _implicit_term = True
 
-    def __init__(self, factors=50, *, implicit="train", flipped=False, l2=0.1, l2_bias=0.005,
+    auto_settings = {"factors": (50, 10), "flipped": (False, True)}
+
+    def __init__(self, factors=None, *, implicit="train", flipped=None, l2=0.1, l2_bias=0.005,
                  l2_mode="per-sample", init_scale=0.1, clip=True, seed=0):
         self.factors = factors
         self.clip = clip
@@ -283,12 +315,14 @@ class TimeSVD(_KorenModel):
 
         y_hat = mu + b_u + a_u dev_u(t) + b_{u,t} + (b_i + b_{i,Bin(t)}) (c_u + c_{u,t})
                 + q_i . (p_u + ap_u dev_u(t))
-""" + _COMMON_DOC + _TIME_DOC)
+""" + _COMMON_DOC + _TIME_DOC + _MCMC_DOC)
 
     name = "timesvd"
     _time = True
 
-    def __init__(self, factors=50, *, without=(), bins=30, beta=0.4, l2=0.1, l2_bias=0.005,
+    auto_settings = {"factors": (50, 10), "without": ((), ("drift", "factor_drift"))}
+
+    def __init__(self, factors=None, *, without=None, bins=30, beta=0.4, l2=0.1, l2_bias=0.005,
                  l2_time=0.01, l2_scale=0.005, lr_drift=0.001, lr_time=0.1,
                  l2_mode="per-sample", init_scale=0.1, clip=True, seed=0):
         self.factors = factors
@@ -318,12 +352,15 @@ class TimeSVDpp(TimeSVD):
 
         y_hat = mu + b_u + a_u dev_u(t) + b_{u,t} + (b_i + b_{i,Bin(t)}) (c_u + c_{u,t})
                 + q_i . (p_u + ap_u dev_u(t) + |N(u)|^-1/2 sum_{j in N(u)} y_j)
-""" + _COMMON_DOC + _IMPLICIT_DOC + _TIME_DOC)
+""" + _COMMON_DOC + _IMPLICIT_DOC + _TIME_DOC + _MCMC_DOC)
 
     name = "timesvdpp"
     _implicit_term = True
 
-    def __init__(self, factors=50, *, implicit="train", flipped=False, without=(), bins=30,
+    auto_settings = {"factors": (50, 10), "flipped": (False, True),
+                     "without": ((), ("drift", "factor_drift"))}
+
+    def __init__(self, factors=None, *, implicit="train", flipped=None, without=None, bins=30,
                  beta=0.4, l2=0.1, l2_bias=0.005, l2_time=0.01, l2_scale=0.005,
                  lr_drift=0.001, lr_time=0.1, l2_mode="per-sample", init_scale=0.1, clip=True,
                  seed=0):

@@ -47,7 +47,7 @@ def by_hand(model, train, extra, split):
     name = model.name
     time_on = name in ("timesvd", "timesvdpp")
     implicit = name in ("svdpp", "timesvdpp")
-    flipped = implicit and model.flipped
+    flipped = implicit and model._setting("flipped")
     pairs_u, pairs_i = train.users, train.items
     if implicit and model.implicit == "all":
         pairs_u, pairs_i = np.concatenate([pairs_u, extra.users]), np.concatenate([pairs_i, extra.items])
@@ -62,7 +62,7 @@ def by_hand(model, train, extra, split):
     ib = sorted({(i, bin_of(t)) for i, t in zip(train.items, tday)})
     ud = sorted({(u, t) for u, t in zip(train.users, tday)})
     mean_day = [tday[train.users == u].mean() for u in range(nu)]
-    on = {term: time_on and term not in model.without
+    on = {term: time_on and term not in model._setting("without")
           for term in ("item_bins", "user_day", "drift", "factor_drift")}
     parts = []
     if on["item_bins"]:
@@ -129,6 +129,33 @@ def test_each_models_fm_design_is_the_one_written_out_by_hand(name, params):
         assert list(d.linear) == [p[2] for p in parts] and list(d.factored) == [p[3] for p in parts]
         np.testing.assert_array_equal(d.y, split.ratings)
     assert feats.rank == (0 if name == "baseline" else 2)
+
+
+def test_timesvdpp_left_at_its_defaults_samples_the_validated_feature_set(tmp_path):
+    """factors / flipped / without left at None: k=50, not flipped, every time term for
+    the gradient optimizers; k=10, flipped, without drift and factor_drift under mcmc (the
+    choice of benchmarks/tune_mcmc.py on validation splits of u1..u5's training parts).
+    Values given win under both; the built model follows the optimizer of each fit, and a
+    loaded file keeps the setting it was sampled with."""
+    train, test = tiny_sets()
+    m = mfcore.create_model("timesvdpp", bins=3, seed=1)
+    assert {k: m.get_params()[k] for k in ("factors", "flipped", "without")} == \
+        {"factors": None, "flipped": None, "without": None}
+    m.fit(train, optimizer="mcmc", samples=3, burn_in=1, verbose=0)
+    groups = [g[0] for g in m._fm.describe()]
+    assert m._fm.rank == 10 and "implicit_users" in groups and "drift" not in groups, groups
+    back = mfcore.load_model(m.save(tmp_path / "auto.npz"))
+    assert back._fm.rank == 10 and [g[0] for g in back._fm.describe()] == groups
+    users, items = test.user_ids[test.users], test.item_ids[test.items]
+    np.testing.assert_array_equal(back.predict(users, items, timestamps=test.timestamps),
+                                  m.predict(users, items, timestamps=test.timestamps))
+    m.fit(train, epochs=1, verbose=0)                          # per-sample SGD
+    assert m.item_embeddings().shape[1] == 50 and not m._terms()["flipped"]
+    assert m._terms()["drift"] and m._terms()["factor_drift"]
+    given = mfcore.create_model("timesvdpp", factors=4, flipped=False, without=(), bins=3)
+    given.fit(train, optimizer="mcmc", samples=3, burn_in=1, verbose=0)
+    groups = [g[0] for g in given._fm.describe()]
+    assert given._fm.rank == 4 and "implicit_users" not in groups and "drift" in groups
 
 
 def test_timestamps_left_out_mean_each_users_last_training_day():
