@@ -277,6 +277,11 @@ def build_model(model_name, seed, **given):
               "never is.")
 @click.option("--force", is_flag=True,
               help="Let --save replace an existing file that is not an mfcore model.")
+@click.option("--keep-samples", type=click.IntRange(0, bounds.MAX_SWEEPS), default=None,
+              metavar="N",
+              help="--optimizer mcmc with --save: the file keeps the averaged predictor (the "
+                   "same mean predictions) and only the last N samples whole, for predict "
+                   "--std (0: no spread) [default: every sample whole].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
@@ -288,7 +293,7 @@ def build_model(model_name, seed, **given):
                    "outside the epochs (data loading, JIT compilation or cache loading).")
 def train(dataset, data, sep, header, model_name, split, split_seed, train_fraction, epochs,
           batch_size, optimizer, lr, seed, shuffle, threads, patience, samples, burn_in,
-          save_path, force, as_json, progress, quiet, verbose, **model_opts):
+          save_path, force, keep_samples, as_json, progress, quiet, verbose, **model_opts):
     """Train one model on an 80/20 split and report per-epoch loss and val_loss.
 
     Defaults are the notebook's: MovieLens 1M, seed-0 80/20 split; for its models 6 epochs
@@ -313,6 +318,8 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
         raise click.UsageError("choose one of --quiet and --verbose")
     if force and not save_path:
         raise click.UsageError("--force goes with --save")
+    if keep_samples is not None and (optimizer != "mcmc" or not save_path):
+        raise click.UsageError("--keep-samples goes with --optimizer mcmc and --save")
     fit_kw = fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience, samples,
                            burn_in)
     if optimizer == "mcmc":
@@ -366,7 +373,7 @@ def train(dataset, data, sep, header, model_name, split, split_seed, train_fract
                    f"{overhead:.2f} s outside the epochs (set-up, JIT compilation or loading "
                    f"the compiled kernels from the cache)", err=True)
     if save_path:
-        model.save(save_path)
+        model.save(save_path, keep_samples)
     if as_json:
         out = {"model": model.name, "params": model.get_params(), "dataset": ratings.name,
                "split": split, "n_train": len(train_set), "n_val": len(val_set),

@@ -160,13 +160,14 @@ class RatingModel:
     def _load_context(self, arrays: dict):
         """Restore it from :meth:`_context_state`'s arrays; ValueError when they are bad."""
 
-    def _saved_context(self) -> dict:
+    def _saved_context(self, keep_samples=None) -> dict:
         """Everything a model file keeps besides parameter tables: the model's context and,
-        after an mcmc fit, its posterior samples (as ``mcmc.<name>``)."""
+        after an mcmc fit, its posterior (as ``mcmc.<name>``; ``keep_samples``: see
+        :meth:`save`)."""
         out = dict(self._context_state())
         if getattr(self, "posterior_", None) is not None:
             from . import bayes
-            out.update({f"mcmc.{k}": v for k, v in bayes.saved_state(self).items()})
+            out.update({f"mcmc.{k}": v for k, v in bayes.saved_state(self, keep_samples).items()})
         return out
 
     def _restore_context(self, arrays: dict):
@@ -674,10 +675,16 @@ class RatingModel:
         return frame
 
     # ---- persistence ------------------------------------------------------------------------
-    def save(self, path) -> str:
-        """Write the model to ``path`` (``.npz`` with JSON metadata, no pickle), atomically."""
+    def save(self, path, keep_samples=None) -> str:
+        """Write the model to ``path`` (``.npz`` with JSON metadata, no pickle), atomically.
+
+        keep_samples (models fitted with ``optimizer="mcmc"``): None (default) keeps every
+        posterior sample whole; N keeps the averaged predictor (the same mean predictions,
+        up to float rounding) and the last N samples whole, from which ``return_std``
+        computes the spread (0: no spread). The factors of every sample stay either way:
+        an FM's mean prediction needs them (:class:`mfcore.engine.mcmc.Posterior`)."""
         from .persist import save_model
-        return save_model(self, path)
+        return save_model(self, path, keep_samples)
 
 
 # ---- helpers ----------------------------------------------------------------------------

@@ -275,9 +275,13 @@ def item_embeddings(model) -> np.ndarray:
     return E / np.sqrt(post.n_samples)
 
 
-def saved_state(model) -> dict:
-    """The posterior as plain arrays, for the model file (``mcmc.*`` context arrays)."""
-    out = dict(model.posterior_.state())
+def saved_state(model, keep_samples=None) -> dict:
+    """The posterior as plain arrays, for the model file (``mcmc.*`` context arrays);
+    with ``keep_samples`` its compact form (:meth:`mfcore.engine.mcmc.Posterior.compact`)."""
+    post = model.posterior_
+    if keep_samples is not None:
+        post = post.compact(keep_samples)
+    out = dict(post.state())
     feats = features_of(model)
     if feats.item_bin_keys is not None:
         out["item_bin_keys"] = feats.item_bin_keys

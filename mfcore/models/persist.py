@@ -51,9 +51,16 @@ def _plain_ids(ids):
     return ids.astype(str) if ids.dtype == object else ids
 
 
-def save_model(model, path) -> str:
-    """Write ``model`` to ``path`` atomically (see the module docstring)."""
+def save_model(model, path, keep_samples=None) -> str:
+    """Write ``model`` to ``path`` atomically (see the module docstring; ``keep_samples``:
+    see :meth:`RatingModel.save`)."""
     model._require_fitted()
+    if keep_samples is not None:
+        if getattr(model, "posterior_", None) is None:
+            raise ModelError("keep_samples applies to models fitted with optimizer='mcmc'")
+        if isinstance(keep_samples, bool) or not isinstance(keep_samples, (int, np.integer)) \
+                or keep_samples < 0:
+            raise ModelError(f"keep_samples must be a non-negative integer, got {keep_samples!r}")
     path = os.fspath(path)
     tables = model.tables_
     meta = {
@@ -69,7 +76,8 @@ def save_model(model, path) -> str:
     titles = getattr(model, "titles_", {}) or {}
     keys = list(titles)
     arrays = {f"table.{name}": tables.view(name) for name in tables.names}
-    arrays.update({f"context.{k}": np.asarray(v) for k, v in model._saved_context().items()})
+    arrays.update({f"context.{k}": np.asarray(v)
+                   for k, v in model._saved_context(keep_samples).items()})
     arrays.update({
         "theta": model.theta_, "state": model.state_,
         "user_ids": _plain_ids(model.user_ids_), "item_ids": _plain_ids(model.item_ids_),

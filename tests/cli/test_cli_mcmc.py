@@ -83,6 +83,22 @@ def test_std_of_a_point_estimate_model_is_refused(run, tmp_path):
     assert "--std needs a model trained with --optimizer mcmc" in res.stderr
 
 
+def test_keep_samples_saves_the_mean_and_refuses_std_at_zero(run, saved, tmp_path):
+    path, _ = saved
+    mean = load_model(path).predict([196], [242])
+    small = tmp_path / "mean_only.npz"
+    res = run("train", "--dataset", "ml-100k", "--split", "u1", "--model", "svdpp", "--factors",
+              "3", "--optimizer", "mcmc", "--samples", "8", "--burn-in", "2", "--keep-samples",
+              "0", "--save", str(small), "-q")
+    assert res.exit_code == 0, res.stderr
+    assert small.stat().st_size < path.stat().st_size
+    got = float(run("predict", str(small), "--user", "196", "--item", "242").stdout)
+    assert got == pytest.approx(float(mean[0]), abs=2e-6)
+    res = run("predict", str(small), "--user", "196", "--item", "242", "--std")
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1
+    assert "averaged predictor only" in res.stderr
+
+
 @pytest.mark.parametrize("args,code,message", [
     (["--optimizer", "mcmc", "--lr", "0.1"], 2, "--lr does not apply to --optimizer mcmc"),
     (["--optimizer", "mcmc", "--epochs", "3"], 2, "--epochs does not apply"),
@@ -92,6 +108,9 @@ def test_std_of_a_point_estimate_model_is_refused(run, tmp_path):
     (["--optimizer", "mcmc", "--model", "nn"], 1, "optimizer 'mcmc' supports baseline, mfb"),
     (["--optimizer", "mcmc", "--model", "mfbs"], 1, "5*sigmoid output is not one"),
     (["--optimizer", "mcmc", "--l2", "0.001"], 1, "l2=0.001 does not apply to optimizer 'mcmc'"),
+    (["--optimizer", "mcmc", "--keep-samples", "3"], 2,
+     "--keep-samples goes with --optimizer mcmc and --save"),
+    (["--keep-samples", "3", "--save", "x.npz"], 2, "--keep-samples goes with --optimizer mcmc"),
 ])
 def test_refusals_are_one_line(run, args, code, message):
     res = run("train", "--dataset", "ml-100k", "--model", "mfb", *args)

@@ -4,12 +4,14 @@ Oracles: designs written out by hand from the models' definitions, the training-
 predictor and myFM-level accuracy on GroupLens u1, the model's own seed, and the model
 file round trip."""
 import math
+import os
 
 import numpy as np
 import pytest
 
 import mfcore
 from mfcore.data import Ratings, grouplens_fold, random_split
+from mfcore.engine import mcmc
 from mfcore.engine.mcmc import SamplerHistory
 from mfcore.errors import ModelError
 from mfcore.models.bayes import FMFeatures
@@ -292,6 +294,43 @@ def test_save_load_round_trip_gives_identical_predictions_and_std(tmp_path, u1):
         assert z["context.mcmc.V"].dtype == np.float32
         assert z["context.mcmc.w"].shape == (6, model.posterior_.layout.p)
     assert back.recommend(train.user_ids[0], n=3).shape[0] == 3
+
+
+def test_compact_file_keeps_the_mean_and_the_spread_of_its_last_samples(tmp_path, u1):
+    """save(keep_samples=N): the averaged predictor gives the posterior mean of all S
+    samples (to float rounding), the spread comes from the last N samples alone, and N=0
+    refuses return_std with one clear error; the file is smaller (no per-sample weights)."""
+    train, test = u1
+    model = mfcore.TimeSVDpp(factors=3, bins=5)
+    model.fit(train, optimizer="mcmc", samples=8, burn_in=2, verbose=0)
+    known = (np.bincount(train.users, minlength=train.n_users)[test.users] > 0) \
+        & (np.bincount(train.items, minlength=train.n_items)[test.items] > 0)
+    tu, ti, ts = test.users[known], test.items[known], test.timestamps[known]
+    users, items = test.user_ids[tu], test.item_ids[ti]
+    mean, sd = model.predict(users, items, timestamps=ts, return_std=True)
+    full = model.save(tmp_path / "full.npz")
+    post = model.posterior_
+    for keep in (3, 0):
+        back = mfcore.load_model(model.save(tmp_path / f"keep{keep}.npz", keep_samples=keep))
+        assert back.posterior_.n_samples == 8 and back.posterior_.n_spread == keep
+        np.testing.assert_allclose(back.predict(users, items, timestamps=ts), mean, rtol=0,
+                                   atol=2e-6)
+        assert os.path.getsize(tmp_path / f"keep{keep}.npz") < os.path.getsize(full)
+    # the spread of the last 3: the same formula over those samples only
+    last = mcmc.Posterior(post.layout, post.w0[5:], post.w[5:], post.V[5:], post.alpha[5:],
+                          post.sweeps[5:])
+    want = last.predict(model._fm.design(tu, ti, ts), True)[1]
+    back3 = mfcore.load_model(tmp_path / "keep3.npz")
+    got = back3.predict(users, items, timestamps=ts, return_std=True)[1]
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-6)
+    assert not np.allclose(got, sd)
+    back0 = mfcore.load_model(tmp_path / "keep0.npz")
+    with pytest.raises(ModelError, match="averaged predictor only"):
+        back0.predict(users, items, return_std=True)
+    sgd = mfcore.MFB(factors=2)
+    sgd.fit(train, epochs=1, verbose=0)
+    with pytest.raises(ModelError, match="keep_samples applies to models fitted with"):
+        sgd.save(tmp_path / "sgd.npz", keep_samples=2)
 
 
 @pytest.mark.parametrize("key,change,message", [
