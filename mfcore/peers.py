@@ -163,6 +163,26 @@ def cornac_mf(train, test, k=10, epochs=20, lr=0.01, lambda_reg=0.02, seed=0, us
     return out
 
 
+def cornac_mf_stepper(train, k=10, lr=0.01, lambda_reg=0.02, seed=0, use_bias=True):
+    """A callable that trains Cornac's biased MF on ``train`` for one more epoch per call
+    (one ``fit`` with ``max_iter=1`` on the same model: ``MF._init`` keeps the parameters
+    already there), for timing epochs round-robin beside other code. Data conversion is
+    done here, once; each call includes Cornac's per-call overhead."""
+    from cornac.models import MF
+
+    tr_u, tr_i, tr_r, _ = _split(train)
+    n_users, n_items = _sizes(tr_u, tr_i, tr_u[:0], tr_i[:0])
+    ds = _cornac_dataset(tr_u, tr_i, tr_r, n_users, n_items, seed)
+    model = MF(k=k, max_iter=1, learning_rate=lr, lambda_reg=lambda_reg, use_bias=use_bias,
+               early_stop=False, seed=seed, verbose=False)
+
+    def step():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Model is already fitted. Re-fitting ..."
+            model.fit(ds)
+    return step
+
+
 # --------------------------------------------------------------------------------------------- Surprise
 
 def _surprise(algo_name, train, test, epochs, **params):

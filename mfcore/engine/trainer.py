@@ -261,7 +261,7 @@ class Run:
         if self.fused and o.shuffle == "epoch" and order == "grid":
             self.grid = model._grid_for(train, self.S, o.seed)
         elif self.fused and order == "user":
-            self.runs = model._user_runs_for(train, self.S)
+            self.runs = model._user_runs_for(train, self.S, o.seed)
         else:
             self.E = samples.empty_like(self.S)
 

@@ -88,9 +88,9 @@ def predict(fam, T, P, S, start, n, out, ws):
     raise NotImplementedError("compiled code only")
 
 
-def sgd_block(fam, T, P, S, start, end, lr, ws):
-    """Fused per-sample SGD over records ``start .. end-1`` in their order (see
-    :func:`has_fused_sgd`)."""
+def sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
+    """Fused per-sample SGD over records ``start .. end-1`` visited in the order
+    ``start + (first + stride * j) % (end - start)`` (see :func:`has_fused_sgd`)."""
     raise NotImplementedError("compiled code only")
 
 
@@ -128,11 +128,11 @@ def _predict(fam, T, P, S, start, n, out, ws):
 
 
 @overload(sgd_block, inline="always")
-def _sgd_block(fam, T, P, S, start, end, lr, ws):
+def _sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
     mod = _module(fam)
     if mod is not None and hasattr(mod, "sgd_block"):
         f = mod.sgd_block
 
-        def impl(fam, T, P, S, start, end, lr, ws):
-            return f(T, P, S, start, end, lr, ws)
+        def impl(fam, T, P, S, start, end, lr, ws, stride, first):
+            return f(T, P, S, start, end, lr, ws, stride, first)
         return impl

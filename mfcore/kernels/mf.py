@@ -89,9 +89,10 @@ def predict(T, P, S, start, n, out, ws):
 
 
 @njit(**CORE, fastmath=FAST)
-def sgd_block(T, P, S, start, end, lr, ws):
-    """Per-sample SGD (batch 1) over records ``start .. end-1`` in their order, fused. Per
-    rating: the
+def sgd_block(T, P, S, start, end, lr, ws, stride, first):
+    """Per-sample SGD (batch 1) over the ``m = end - start`` records from ``start``, fused,
+    visited in the order ``start + (first + stride * j) % m`` for ``j = 0 .. m-1``
+    (``stride`` coprime with ``m``; 1 and 0: their stored order). Per rating: the
     gradient of ``(y_hat - y)^2 + l2 (|U[u] - c|^2 + |I[i] - c|^2)`` (per-sample L2 of the
     two rows, per-column coefficients and centres of the tables) at the current weights,
     then ``w -= lr * g``. Arithmetic in the tables' dtype (float32 in training, float64
@@ -118,7 +119,7 @@ def sgd_block(T, P, S, start, end, lr, ws):
         ws[3 + 4 * cols + c] = lu
         ws[3 + 5 * cols + c] = li
     c3 = ws[3:3 + 6 * cols]
-    args = (U, I, S.X, S.Xf, start, end, k, bias, ws[0], ws[1], ws[2], c3)
+    args = (U, I, S.X, S.Xf, start, end, k, bias, ws[0], ws[1], ws[2], c3, stride, first)
     # the flags become compile-time constants of the inlined loop: a third faster than
     # testing them per rating
     if sig:
@@ -127,50 +128,93 @@ def sgd_block(T, P, S, start, end, lr, ws):
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
+def _error(z, y, sig, two_lr, scale, one):
+    """``(e, g)`` of one rating: its error and the step factor ``2 lr e dy/dz``."""
+    if sig:
+        sz = one / (one + math.exp(-z))
+        p = scale * sz
+        e = p - y
+        return e, two_lr * e * (p * (one - sz))
+    e = z - y
+    return e, two_lr * e
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _update(U, I, u, i, g, k, bias, reg, c3):
+    """One rating's SGD step on rows ``U[u]``, ``I[i]`` with step factor ``g`` (and, with
+    ``reg``, per-sample L2 from the constants ``c3``); returns the L2 penalty at the
+    weights before the step."""
+    pen = 0.0
+    if reg:
+        cols = k + 1 if bias else k
+        du, di = c3[0:cols], c3[cols:2 * cols]
+        cu, ci = c3[2 * cols:3 * cols], c3[3 * cols:4 * cols]
+        l2u, l2i = c3[4 * cols:5 * cols], c3[5 * cols:6 * cols]
+        for f in range(cols):
+            pu = U[u, f] - cu[f]
+            qi = I[i, f] - ci[f]
+            pen += l2u[f] * pu * pu + l2i[f] * qi * qi
+        for f in range(k):
+            pu = U[u, f]
+            qi = I[i, f]
+            U[u, f] = pu - g * qi - du[f] * (pu - cu[f])
+            I[i, f] = qi - g * pu - di[f] * (qi - ci[f])
+        if bias:
+            bu = U[u, k]
+            bi = I[i, k]
+            U[u, k] = bu - g - du[k] * (bu - cu[k])
+            I[i, k] = bi - g - di[k] * (bi - ci[k])
+        return pen
+    for f in range(k):
+        pu = U[u, f]
+        qi = I[i, f]
+        U[u, f] = pu - g * qi
+        I[i, f] = qi - g * pu
+    if bias:
+        U[u, k] -= g
+        I[i, k] -= g
+    return pen
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
 def _sgd_loop(args, sig, reg):
-    U, I, X, Xf, start, end, k, bias, two_lr, scale, one, c3 = args
-    cols = k + 1 if bias else k
-    du, di = c3[0:cols], c3[cols:2 * cols]
-    cu, ci = c3[2 * cols:3 * cols], c3[3 * cols:4 * cols]
-    l2u, l2i = c3[4 * cols:5 * cols], c3[5 * cols:6 * cols]
+    """The ratings in their order, two at a time where two in a row share no user and no
+    item: their updates then touch disjoint rows, so computing both predictions before
+    either update gives the numbers of one-at-a-time SGD, and the two dependency chains
+    (read rows, dot product, error, write rows) overlap (15% faster measured)."""
+    U, I, X, Xf, start, end, k, bias, two_lr, scale, one, c3, stride, first = args
     total = 0.0
     pen = 0.0
-    for j in range(start, end):
+    m = end - start
+    at = first
+    left = m
+    while left > 0:
+        j = start + at
+        at += stride
+        if at >= m:
+            at -= m
         u = X[j, USER]
         i = X[j, ITEM]
-        z = _z(U, I, u, i, k, bias)
-        y = Xf[j, RATING]
-        if sig:
-            sz = one / (one + math.exp(-z))
-            p = scale * sz
-            e = p - y
-            g = two_lr * e * (p * (one - sz))
-        else:
-            e = z - y
-            g = two_lr * e
+        if left >= 2:
+            j2 = start + at
+            u2 = X[j2, USER]
+            i2 = X[j2, ITEM]
+            if u2 != u and i2 != i:
+                at += stride
+                if at >= m:
+                    at -= m
+                z = _z(U, I, u, i, k, bias)
+                z2 = _z(U, I, u2, i2, k, bias)
+                e, g = _error(z, Xf[j, RATING], sig, two_lr, scale, one)
+                e2, g2 = _error(z2, Xf[j2, RATING], sig, two_lr, scale, one)
+                total += e * e
+                total += e2 * e2
+                pen += _update(U, I, u, i, g, k, bias, reg, c3)
+                pen += _update(U, I, u2, i2, g2, k, bias, reg, c3)
+                left -= 2
+                continue
+        e, g = _error(_z(U, I, u, i, k, bias), Xf[j, RATING], sig, two_lr, scale, one)
         total += e * e
-        if reg:
-            for f in range(cols):
-                pu = U[u, f] - cu[f]
-                qi = I[i, f] - ci[f]
-                pen += l2u[f] * pu * pu + l2i[f] * qi * qi
-            for f in range(k):
-                pu = U[u, f]
-                qi = I[i, f]
-                U[u, f] = pu - g * qi - du[f] * (pu - cu[f])
-                I[i, f] = qi - g * pu - di[f] * (qi - ci[f])
-            if bias:
-                bu = U[u, k]
-                bi = I[i, k]
-                U[u, k] = bu - g - du[k] * (bu - cu[k])
-                I[i, k] = bi - g - di[k] * (bi - ci[k])
-        else:
-            for f in range(k):
-                pu = U[u, f]
-                qi = I[i, f]
-                U[u, f] = pu - g * qi
-                I[i, f] = qi - g * pu
-            if bias:
-                U[u, k] -= g
-                I[i, k] -= g
+        pen += _update(U, I, u, i, g, k, bias, reg, c3)
+        left -= 1
     return total + pen

@@ -299,9 +299,11 @@ def _step(W, r, c, grad, K, cols):
 
 
 @njit(**CORE, fastmath=FAST)
-def sgd_block(T, P, S, start, end, lr, ws):
-    """Per-sample SGD over records ``start .. end-1`` in their order (with the implicit
-    term: all of one user, see the module docstring). Per rating: the gradient of
+def sgd_block(T, P, S, start, end, lr, ws, stride, first):
+    """Per-sample SGD over the ``m = end - start`` records from ``start`` (with the
+    implicit term: all of one user, see the module docstring), visited in the order
+    ``start + (first + stride * j) % m`` (``stride`` coprime with ``m``; 1 and 0: their
+    stored order). Per rating: the gradient of
     ``(y_hat - y)^2`` plus per-sample L2 ``l2 |w - center|^2`` of every row the rating
     touches (per-column coefficients, centres and learning-rate multipliers of the
     tables), then ``w -= lr lr_scale g``. Arithmetic in the tables' dtype (float32 in
@@ -375,7 +377,13 @@ def sgd_block(T, P, S, start, end, lr, ws):
     sc[4] = ny
     sc[5] = 0.0
     mu, norm_u, two, one, nyf, zero = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
-    for j in range(start, end):
+    m = end - start
+    at = first
+    for _ in range(m):
+        j = start + at
+        at += stride
+        if at >= m:
+            at -= m
         u = S.X[j, USER]
         i = S.X[j, ITEM]
         dev = S.Xf[j, DEV] if timed else zero

@@ -419,15 +419,15 @@ class RatingModel:
         self._grid = (weakref.ref(train), seed, grid)
         return grid
 
-    def _user_runs_for(self, train, S):
+    def _user_runs_for(self, train, S, seed):
         """The training records grouped by user for per-sample SGD
         (:class:`mfcore.engine.sgd.UserRuns`), kept for the next fit on the same data."""
         from ..engine.sgd import UserRuns
         cache = getattr(self, "_runs", None)
-        if cache is not None and cache[0]() is train:
-            return cache[1]
-        runs = UserRuns(S, train.n_users)
-        self._runs = (weakref.ref(train), runs)
+        if cache is not None and cache[0]() is train and cache[1] == seed:
+            return cache[2]
+        runs = UserRuns(S, train.n_users, seed)
+        self._runs = (weakref.ref(train), seed, runs)
         return runs
 
     def _predict_records(self, S: samples.Samples) -> np.ndarray:
