@@ -3,10 +3,10 @@
     python benchmarks/versus.py --old /tmp/prev --new . [-k mfb] [--json out.json]
 
 For each pytest-benchmark row present in both trees (``benchmarks/test_bench_*.py``), run
-the row once in each tree, back to back (the order alternates from row to row), each in a
-fresh ``pytest`` process with that tree first on ``PYTHONPATH`` and its own warm Numba
-cache. Pairing rows in time keeps a shared, noisy machine's load alike for both sides;
-the table gives each side's median and new / old. Make the old tree with e.g.
+the row once in each tree, back to back (the order alternates), each in a fresh ``pytest``
+process with that tree first on ``PYTHONPATH`` and its own warm Numba cache, ``--repeats``
+times. Pairing runs in time keeps a shared, noisy machine's load alike for both sides; the
+table gives each side's median and the median of the pairs' new / old. Make the old tree with e.g.
 ``git worktree add /tmp/prev HEAD~1``.
 """
 from __future__ import annotations
@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-FILES = ("benchmarks/test_bench_mf.py", "benchmarks/test_bench_nn.py")
+FILES = ("benchmarks/test_bench_data.py", "benchmarks/test_bench_mf.py", "benchmarks/test_bench_nn.py")
 
 
 def _collect(tree, files, keyword):
@@ -62,17 +63,26 @@ def main():
     p.add_argument("--new", default=".", help="source tree to compare (default: this one)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k filter")
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="paired runs per row (old and new alternating); the table gives "
+                        "the median of each side and of the per-pair ratios")
     a = p.parse_args()
     old, new = Path(a.old).resolve(), Path(a.new).resolve()
     rows = [t for t in _collect(new, FILES, a.keyword) if t in set(_collect(old, FILES, a.keyword))]
     results = []
     print(f"{'row':58s} {'old ms':>10s} {'new ms':>10s} {'new/old':>8s}", flush=True)
     for n, test_id in enumerate(rows):
-        order = (old, new) if n % 2 == 0 else (new, old)
-        t = {tree: _run(tree, test_id) for tree in order}
-        o, w = t[old], t[new]
-        ratio = (w / o) if o and w else None
-        results.append({"row": test_id, "old_s": o, "new_s": w, "ratio": ratio})
+        pairs = []
+        for r in range(max(1, a.repeats)):
+            order = (old, new) if (n + r) % 2 == 0 else (new, old)
+            t = {tree: _run(tree, test_id) for tree in order}
+            if t[old] and t[new]:
+                pairs.append((t[old], t[new]))
+        o = statistics.median(p[0] for p in pairs) if pairs else None
+        w = statistics.median(p[1] for p in pairs) if pairs else None
+        ratio = statistics.median(p[1] / p[0] for p in pairs) if pairs else None
+        results.append({"row": test_id, "old_s": o, "new_s": w, "ratio": ratio,
+                        "pairs": pairs})
         print(f"{test_id.split('::')[-1]:58s} {fmt(o):>10s} {fmt(w):>10s} "
               f"{'-' if ratio is None else f'{ratio:.3f}':>8s}", flush=True)
     if a.json:
