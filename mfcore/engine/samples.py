@@ -88,8 +88,9 @@ def shuffle_into(X, seed, epoch, out):
 @njit(**CORE)
 def shuffle_range(X, start, end, state):
     """Put records ``start .. end-1`` of ``X`` in a uniformly random order, in place
-    (Fisher-Yates from the xorshift64 state ``state``). Cheap when the range fits in cache:
-    the grid of blocks shuffles one block at a time, just before training it."""
+    (Fisher-Yates from the xorshift64 state ``state``): the grid of blocks and the user
+    runs arrange each block or run so once, which the epochs then visit in strided
+    orders."""
     w = X.shape[1]
     m = end - start
     for a in range(m - 1):
