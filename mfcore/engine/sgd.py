@@ -29,7 +29,7 @@ their timing: ``threads=2`` gives exactly the numbers of ``threads=1``.
 
 A block of ``B`` is also what makes one thread fast: its users' and items' rows stay in
 cache while its records are trained. ``B`` depends on the data only (about 2,000 records
-per block, at most 32), never on the number of threads.
+per block, at most 128 a side), never on the number of threads.
 
 **User runs** (``"user"``), for models with an implicit-feedback term (SVD++): a rating
 of user ``u`` updates the factors of every item ``u`` rated, so blocks would overlap. The
