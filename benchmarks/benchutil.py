@@ -1,4 +1,18 @@
 """Helpers shared by the benchmark files."""
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def tree_env(tree):
+    """The environment of a process that runs source tree ``tree``: the tree first on
+    ``PYTHONPATH`` and a Numba cache of its own, named after the tree's path (stable from
+    run to run, so a tree compiles its kernels once)."""
+    tree = Path(tree).resolve()
+    digest = hashlib.sha1(str(tree).encode()).hexdigest()[:12]
+    return dict(os.environ, PYTHONPATH=str(tree),
+                NUMBA_CACHE_DIR=str(Path(tempfile.gettempdir()) / f"versus-numba-{digest}"))
 
 
 def epoch_benchmark(benchmark, model, train, rounds=5, **fit_kwargs):

@@ -15,12 +15,12 @@ of the turns' new / old.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+
+from benchutil import tree_env
 
 CHILD = """
 import statistics, sys, time
@@ -41,11 +41,9 @@ print(statistics.median(times))
 
 
 def run(tree, a):
-    env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
-    env["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir())
-                                 / f"versus-numba-{abs(hash(str(Path(tree).resolve())))}")
     out = subprocess.run([sys.executable, "-c", CHILD, a.model, a.optimizer, str(a.factors),
-                          str(a.batch_size), str(a.rounds)], env=env, cwd=tempfile.gettempdir(),
+                          str(a.batch_size), str(a.rounds)], env=tree_env(tree),
+                         cwd=tempfile.gettempdir(),
                          capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{tree}: {out.stderr.strip().splitlines()[-1]}")

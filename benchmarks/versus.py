@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchutil import tree_env
+
 FILES = ("benchmarks/test_bench_data.py", "benchmarks/test_bench_mf.py", "benchmarks/test_bench_nn.py")
 
 
@@ -27,14 +29,8 @@ def _collect(tree, files, keyword):
     cmd = [sys.executable, "-m", "pytest", *files, "--collect-only", "-q", "-p", "no:cacheprovider"]
     if keyword:
         cmd += ["-k", keyword]
-    out = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, cwd=tree, env=tree_env(tree), capture_output=True, text=True).stdout
     return [line.strip() for line in out.splitlines() if "::" in line]
-
-
-def _env(tree):
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    env["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"versus-numba-{abs(hash(str(tree)))}")
-    return env
 
 
 def _run(tree, test_id):
@@ -42,7 +38,7 @@ def _run(tree, test_id):
         out = fh.name
     cmd = [sys.executable, "-m", "pytest", test_id, "--benchmark-only", "-q",
            "-p", "no:cacheprovider", f"--benchmark-json={out}"]
-    res = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=tree, env=tree_env(tree), capture_output=True, text=True)
     try:
         data = json.loads(Path(out).read_text())
         return data["benchmarks"][0]["stats"]["median"]
