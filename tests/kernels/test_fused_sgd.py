@@ -88,6 +88,25 @@ def test_one_call_over_many_records_agrees_with_the_general_path(name, params):
     when they share no row, one at a time when they do: both occur here), the fused
     kernel ends where per-sample steps of the general path do."""
     model, tables, S = _problem(name, params, n=200)
+    _one_call_agrees(model, tables, S)
+
+
+@pytest.mark.parametrize("name,params", [c for c in CONFIGS if c[1].get("l2")])
+def test_each_tables_own_l2_and_centre_reach_the_fused_kernel(name, params):
+    """The fused kernels read each table's L2 coefficient and centre of its factor
+    columns (one pair per table, see their docstrings): with the items' differing from
+    the users', they still end where the general path does."""
+    model, tables, S = _problem(name, params, n=200)
+    T = tables.arena
+    k = model.get_params()["factors"] or 3
+    users, items = tables.index("users"), tables.index("items")
+    T.l2s[T.coff[items]:T.coff[items] + k] *= 3.0
+    T.center[T.coff[items]:T.coff[items] + k] = 0.1
+    T.center[T.coff[users]:T.coff[users] + k] = -0.2
+    _one_call_agrees(model, tables, S)
+
+
+def _one_call_agrees(model, tables, S):
     fused = tables.arena
     general = fused._replace(W=fused.W.copy())
     module = dispatch.FAMILIES[model.kernel]
