@@ -45,7 +45,7 @@ from numba import njit
 from ..kernels import CORE, FAST
 from .tables import start
 
-__all__ = ["Params", "Grads", "Touched", "emit", "touch", "buffers", "arena_gradient",
+__all__ = ["Params", "Grads", "Touched", "emit", "emit_scaled", "touch", "buffers", "arena_gradient",
            "G2_NONE", "G2_OCCURRENCES", "G2_SUM"]
 
 #: the model's non-table arrays (see the module docstring)
@@ -121,6 +121,46 @@ def emit(T, R, t, r, g):
         for c in range(cols):
             G[c] += g[c]
             g[c] = 0.0
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def emit_scaled(T, R, t, r, d, x, k):
+    """:func:`emit` of the gradient ``g[c] = d * x[c]`` for the first ``k`` columns and
+    ``g[c] = d`` for the rest (a factor row times the output's gradient, then bias columns),
+    without writing ``g`` out first: the same numbers as :func:`emit`, one pass fewer over
+    the row (what batched MF spends its time on)."""
+    cols = T.cols[t]
+    j = np.uint64(R.slot[T.gid[t] + r])
+    G, G2 = R.G[j], R.G2[j]
+    occ = R.g2_mode == G2_OCCURRENCES
+    if R.per_sample:
+        s = start(T, t, r)
+        c0 = np.uint64(T.coff[t])
+        for c in range(cols):
+            v = d * x[c] if c < k else d
+            cc = c0 + np.uint64(c)
+            l2 = T.l2s[cc]
+            if l2 != 0.0:
+                w = T.W[s + np.uint64(c)] - T.center[cc]
+                R.pen[0] += l2 * w * w
+                v += R.scale[0] * l2 * w
+            G[c] += v
+            if occ:
+                G2[c] += v * v
+        return
+    if occ:
+        for c in range(k):
+            v = d * x[c]
+            G[c] += v
+            G2[c] += v * v
+        for c in range(k, cols):
+            G[c] += d
+            G2[c] += d * d
+    else:
+        for c in range(k):
+            G[c] += d * x[c]
+        for c in range(k, cols):
+            G[c] += d
 
 
 @njit(**CORE, inline="always")

@@ -10,15 +10,16 @@ Backward for the batch mean of (y_hat - y)^2 over n samples::
     d = 2 (y_hat - y) / n  *  (1, or scale * s (1 - s) with s = sigmoid(z))
     dp_u = d q_i,  dq_i = d p_u,  db_u = db_i = d
 
-Settings: ``spec`` laid out by :data:`SPEC`, ``fspec = [scale]``; workspace: one row
-gradient per table (``2 * (k + 1)`` floats).
+Settings: ``spec`` laid out by :data:`SPEC`, ``fspec = [scale]``; workspace: the fused SGD
+kernel's constants (``3 + 6 * columns`` floats); ``forward_backward`` needs none (it emits
+``d * q_i`` and ``d * p_u`` straight from the rows, :func:`~mfcore.engine.contract.emit_scaled`).
 """
 
 import math
 
 from numba import njit
 
-from ..engine.contract import emit, touch as touch_row
+from ..engine.contract import emit_scaled, touch as touch_row
 from ..engine.samples import ITEM, RATING, USER
 from ..engine.tables import view
 from ..layout import fields
@@ -51,8 +52,6 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
     scale = P.fspec[0]
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
-    gu = ws[0:U.shape[1]]
-    gi = ws[U.shape[1]:U.shape[1] + I.shape[1]]
     sse = 0.0
     two_over_n = 2.0 / n
     for b in range(n):
@@ -64,16 +63,8 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
         err = p - S.Xf[j, RATING]
         sse += err * err
         d = two_over_n * err * dz_dp
-        for f in range(k):
-            gu[f] = d * I[i, f]
-        if bias:
-            gu[k] = d
-        emit(T, R, USERS, u, gu)
-        for f in range(k):
-            gi[f] = d * U[u, f]
-        if bias:
-            gi[k] = d
-        emit(T, R, ITEMS, i, gi)
+        emit_scaled(T, R, USERS, u, d, I[i], k)
+        emit_scaled(T, R, ITEMS, i, d, U[u], k)
     return sse
 
 
