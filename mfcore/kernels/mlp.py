@@ -171,15 +171,17 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
             keep_scale = 1.0 / (1.0 - rate)
             for b in range(n):
                 base = s0 + b * row
+                xv, yv = ws[base + x:base + x + d], ws[base + y:base + y + d]
                 if training:
+                    mv = ws[base + mk:base + mk + d]
                     for j in range(d):
                         m = keep_scale if uniform(seed, step, b, salt * 65536 + j) >= rate \
                             else 0.0
-                        ws[base + mk + j] = m
-                        ws[base + y + j] = ws[base + x + j] * m
+                        mv[j] = m
+                        yv[j] = xv[j] * m
                 else:
                     for j in range(d):
-                        ws[base + y + j] = ws[base + x + j]
+                        yv[j] = xv[j]
         elif op == OP_BN:
             x, d, y, xh = (spec[r + BATCH_NORM.x], spec[r + BATCH_NORM.d],
                            spec[r + BATCH_NORM.y], spec[r + BATCH_NORM.xhat])
@@ -217,8 +219,10 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
             d, a = spec[r + ADD.d], spec[r + ADD.act]
             for b in range(n):
                 base = s0 + b * row
+                av, bv = ws[base + xa:base + xa + d], ws[base + xb_:base + xb_ + d]
+                yv = ws[base + y:base + y + d]
                 for j in range(d):
-                    ws[base + y + j] = _act(a, ws[base + xa + j] + ws[base + xb_ + j])
+                    yv[j] = _act(a, av[j] + bv[j])
 
 
 @njit(**CORE)
@@ -229,8 +233,9 @@ def zero_grads(spec, p0, ws, n):
     row = 2 * wa
     for b in range(n):
         base = s0 + b * row + wa
+        grad = ws[base:base + wa]  # a slice view: offset indexing does not vectorise
         for j in range(wa):
-            ws[base + j] = 0.0
+            grad[j] = 0.0
 
 
 @njit(**CORE, fastmath=_FAST)
@@ -275,8 +280,11 @@ def backward(spec, p0, fspec, theta, gtheta, ws, n):
                            spec[r + DROPOUT.mask])
             for b in range(n):
                 base = s0 + b * row
+                gxv = ws[base + wa + x:base + wa + x + d]
+                gyv = ws[base + wa + y:base + wa + y + d]
+                mv = ws[base + mk:base + mk + d]
                 for j in range(d):
-                    ws[base + wa + x + j] += ws[base + wa + y + j] * ws[base + mk + j]
+                    gxv[j] += gyv[j] * mv[j]
         elif op == OP_BN:
             x, d, y, xh = (spec[r + BATCH_NORM.x], spec[r + BATCH_NORM.d],
                            spec[r + BATCH_NORM.y], spec[r + BATCH_NORM.xhat])
@@ -301,10 +309,13 @@ def backward(spec, p0, fspec, theta, gtheta, ws, n):
             d, a = spec[r + ADD.d], spec[r + ADD.act]
             for b in range(n):
                 base = s0 + b * row
+                gyv, yv = ws[base + wa + y:base + wa + y + d], ws[base + y:base + y + d]
+                gav = ws[base + wa + xa:base + wa + xa + d]
+                gbv = ws[base + wa + xb_:base + wa + xb_ + d]
                 for j in range(d):
-                    gj = ws[base + wa + y + j] * _dact(a, ws[base + y + j])
-                    ws[base + wa + xa + j] += gj
-                    ws[base + wa + xb_ + j] += gj
+                    gj = gyv[j] * _dact(a, yv[j])
+                    gav[j] += gj
+                    gbv[j] += gj
 
 
 # ---------------------------------------------------------------------------------------

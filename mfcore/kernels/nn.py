@@ -63,28 +63,40 @@ def _row_base(spec, p0, b):
     return spec[p0 + mlp.PROGRAM.scratch] + b * 2 * spec[p0 + mlp.PROGRAM.width]
 
 
+@njit(**CORE, inline="always")
+def _copy(src, dst):
+    for j in range(dst.size):
+        dst[j] = src[j]
+
+
+@njit(**CORE, inline="always")
+def _add_into(src, dst):
+    for j in range(dst.size):
+        dst[j] += src[j]
+
+
 @njit(**CORE)
 def _gather(T, spec, S, start, n, ws):
     p0 = spec[HEAD.p0]
     in_u, uc, ul = spec[HEAD.in_u], spec[HEAD.u_col], spec[HEAD.u_len]
     in_i, ic, il = spec[HEAD.in_i], spec[HEAD.i_col], spec[HEAD.i_len]
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
+    # every loop below runs over slice views: offset indexing (``ws[base + j]`` with a
+    # run-time ``base``) gets Numba's negative-index test on every access and defeats
+    # LLVM's vectoriser (see mlp.forward)
     for b in range(n):
         base = _row_base(spec, p0, b)
         u = S.X[start + b, USER]
         i = S.X[start + b, ITEM]
-        for j in range(ul):
-            ws[base + in_u + j] = U[u, uc + j]
-        for j in range(il):
-            ws[base + in_i + j] = I[i, ic + j]
+        _copy(U[u, uc:uc + ul], ws[base + in_u:base + in_u + ul])
+        _copy(I[i, ic:ic + il], ws[base + in_i:base + in_i + il])
     in_t, tl, in_dev = spec[HEAD.in_t], spec[HEAD.t_len], spec[HEAD.in_dev]
     if in_t >= 0:
         B = view(T.W, T, TIMES)
         for b in range(n):
             base = _row_base(spec, p0, b)
             t = S.X[start + b, BIN]
-            for j in range(tl):
-                ws[base + in_t + j] = B[t, j]
+            _copy(B[t, :tl], ws[base + in_t:base + in_t + tl])
     if in_dev >= 0:
         for b in range(n):
             ws[_row_base(spec, p0, b) + in_dev] = S.Xf[start + b, DEV]
@@ -151,8 +163,9 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
     _gather(T, spec, S, start, n, ws)
     mlp.forward(spec, p0, fspec, theta, P.state, ws, n, seed, step, training)
     mlp.zero_grads(spec, p0, ws, n)
-    for j in range(stage, stage + n * rc):
-        ws[j] = 0.0
+    staged = ws[stage:stage + n * rc]
+    for j in range(staged.size):
+        staged[j] = 0.0
     mode = spec[HEAD.dot_mode]
     du, di, dl = spec[HEAD.dot_u], spec[HEAD.dot_i], spec[HEAD.dot_len]
     out_t, bu, bi = spec[HEAD.out], spec[HEAD.bias_u], spec[HEAD.bias_i]
@@ -170,15 +183,19 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
         sse += err * err
         d = two_over_n * err * dp
         if mode == DOT_TABLES:
+            pu, qi = U[u, du:du + dl], I[i, di:di + dl]
+            gpu, gqi = ws[gu + du:gu + du + dl], ws[gi + di:gi + di + dl]
             for f in range(dl):
-                pu = U[u, du + f]
-                ws[gu + du + f] += d * I[i, di + f]
-                ws[gi + di + f] += d * pu
+                p = pu[f]
+                gpu[f] += d * qi[f]
+                gqi[f] += d * p
         elif mode == DOT_TENSORS:
             g = base + wa
+            xu, xi = ws[base + du:base + du + dl], ws[base + di:base + di + dl]
+            gxu, gxi = ws[g + du:g + du + dl], ws[g + di:g + di + dl]
             for f in range(dl):
-                ws[g + du + f] += d * ws[base + di + f]
-                ws[g + di + f] += d * ws[base + du + f]
+                gxu[f] += d * xi[f]
+                gxi[f] += d * xu[f]
         if out_t >= 0:
             ws[base + wa + out_t] += d
         if bu >= 0:
@@ -192,14 +209,10 @@ def forward_backward(T, P, S, start, n, R, ws, seed, step, training):
         g = _row_base(spec, p0, b) + wa
         gu = stage + b * rc
         gi = gu + cu
-        for j in range(ul):
-            ws[gu + uc + j] += ws[g + in_u + j]
-        for j in range(il):
-            ws[gi + ic + j] += ws[g + in_i + j]
-        for j in range(ct):
-            ws[gi + ci + j] += ws[g + in_t + j]
-        for j in range(cd):
-            ws[gi + ci + ct + j] += ws[g + in_ud + j]
+        _add_into(ws[g + in_u:g + in_u + ul], ws[gu + uc:gu + uc + ul])
+        _add_into(ws[g + in_i:g + in_i + il], ws[gi + ic:gi + ic + il])
+        _add_into(ws[g + in_t:g + in_t + ct], ws[gi + ci:gi + ci + ct])
+        _add_into(ws[g + in_ud:g + in_ud + cd], ws[gi + ci + ct:gi + ci + ct + cd])
         emit(T, R, USERS, S.X[start + b, USER], ws[gu:gu + cu])
     for b in range(n):
         gi = stage + b * rc + cu
