@@ -189,17 +189,19 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                              spec[r + BATCH_NORM.g], spec[r + BATCH_NORM.mom])
             mom = fspec[fm]
             eps = fspec[fm + 1]
+            rows = ws[s0:s0 + n * row].reshape((n, row))  # column views, see dense
             for j in range(d):
                 gamma = theta[gb + j]
                 beta = theta[gb + d + j]
+                xc = rows[:, x + j]
                 if training:
                     mean = 0.0
                     for b in range(n):
-                        mean += ws[s0 + b * row + x + j]
+                        mean += xc[b]
                     mean /= n
                     var = 0.0
                     for b in range(n):
-                        t = ws[s0 + b * row + x + j] - mean
+                        t = xc[b] - mean
                         var += t * t
                     var /= n
                     state[st + j] = state[st + j] * mom + mean * (1.0 - mom)
@@ -209,11 +211,11 @@ def forward(spec, p0, fspec, theta, state, ws, n, seed, step, training):
                     var = float(state[st + d + j])
                 inv = 1.0 / math.sqrt(var + eps)
                 ws[g + j] = inv
+                xhc, yc = rows[:, xh + j], rows[:, y + j]
                 for b in range(n):
-                    base = s0 + b * row
-                    xhat = (ws[base + x + j] - mean) * inv
-                    ws[base + xh + j] = xhat
-                    ws[base + y + j] = gamma * xhat + beta
+                    xhat = (xc[b] - mean) * inv
+                    xhc[b] = xhat
+                    yc[b] = gamma * xhat + beta
         elif op == OP_ADD:
             xa, xb_, y = spec[r + ADD.a], spec[r + ADD.b], spec[r + ADD.y]
             d, a = spec[r + ADD.d], spec[r + ADD.act]
@@ -289,21 +291,20 @@ def backward(spec, p0, fspec, theta, gtheta, ws, n):
             x, d, y, xh = (spec[r + BATCH_NORM.x], spec[r + BATCH_NORM.d],
                            spec[r + BATCH_NORM.y], spec[r + BATCH_NORM.xhat])
             gb, g = spec[r + BATCH_NORM.gb], spec[r + BATCH_NORM.g]
+            rows = ws[s0:s0 + n * row].reshape((n, row))  # column views, see forward
             for j in range(d):
+                gyc, xhc, gxc = rows[:, wa + y + j], rows[:, xh + j], rows[:, wa + x + j]
                 sdy = 0.0
                 sdyx = 0.0
                 for b in range(n):
-                    base = s0 + b * row
-                    gy = ws[base + wa + y + j]
+                    gy = gyc[b]
                     sdy += gy
-                    sdyx += gy * ws[base + xh + j]
+                    sdyx += gy * xhc[b]
                 gtheta[gb + j] += sdyx
                 gtheta[gb + d + j] += sdy
                 c = theta[gb + j] * ws[g + j] / n
                 for b in range(n):
-                    base = s0 + b * row
-                    gy = ws[base + wa + y + j]
-                    ws[base + wa + x + j] += c * (n * gy - sdy - ws[base + xh + j] * sdyx)
+                    gxc[b] += c * (n * gyc[b] - sdy - xhc[b] * sdyx)
         elif op == OP_ADD:
             xa, xb_, y = spec[r + ADD.a], spec[r + ADD.b], spec[r + ADD.y]
             d, a = spec[r + ADD.d], spec[r + ADD.act]
