@@ -144,6 +144,26 @@ def source_key(paths, **params) -> str:
                       default=str)
 
 
+def file_states(paths) -> list:
+    """What the file system says of each source (None entries skipped): resolved path, size,
+    modification and status-change times (ns), inode; None for one that cannot be read.
+    Any write to a file changes its status-change time, which no user call can set back
+    (unlike the modification time): comparing states taken before and after a parse tells
+    whether a source changed during it, without hashing it again."""
+    out = []
+    for p in paths:
+        if p is None:
+            continue
+        p = Path(p)
+        try:
+            st = p.stat()
+            out.append((str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        st.st_ino))
+        except OSError:
+            out.append((str(p.resolve()), None))
+    return out
+
+
 def key_digests(key: str) -> list:
     """The SHA-256 of each source recorded in a :func:`source_key` (None when unreadable)."""
     return [f[2] for f in json.loads(key)["files"]]

@@ -139,6 +139,7 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
     params = {"sep": normalize_sep(sep), "header": header, "columns": repr(columns),
               "range": repr(None if rating_range is None else tuple(map(float, rating_range))),
               "titles": [titles_kind, titles_enc]}
+    state = _cache.file_states([path, titles_path])
     key = _cache.source_key([path, titles_path], **params)
     cache_file = _cache.cache_file_for(path, _params_tag(params)) if cache else None
     arrays = _cache.load_cache(cache_file, key) if cache_file is not None else None
@@ -154,8 +155,10 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
                   "timestamps": raw["timestamps"], "user_ids": user_ids, "item_ids": item_ids,
                   "title_ids": tid, "title_blob": np.frombuffer(blob, dtype=np.uint8)}
         # the key was taken before the parse: if the file changed meanwhile, what was
-        # parsed may be neither version, and must not be cached under the old key
-        if _cache.source_key([path, titles_path], **params) != key:
+        # parsed may be neither version, and must not be cached under the old key (nor
+        # returned). The file system's record of the files says so without a second hash
+        # (which cost a third of a cold parse)
+        if _cache.file_states([path, titles_path]) != state:
             raise DataError("the file changed while it was being read; try again", str(path))
         if cache_file is not None:
             _cache.save_cache(cache_file, key, arrays)

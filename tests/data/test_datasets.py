@@ -260,6 +260,25 @@ def test_a_file_changing_while_it_is_parsed_is_not_cached(small_dat, monkeypatch
     assert list((tmp_path / "own-cache").rglob("*.npz")) == []
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_file_rewritten_in_place_while_it_is_parsed_is_refused(small_dat, monkeypatch,
+                                                                 tmp_path, cache):
+    """Same size, same modification time: the change is still seen (with or without the
+    cache), since a write always moves the file's status-change time."""
+    monkeypatch.setenv("MFCORE_CACHE_DIR", str(tmp_path / "own-cache"))
+    r, p = small_dat
+    real = ds.parse_ratings_file
+
+    def parse_then_rewrite(*a, **k):
+        out = real(*a, **k)
+        _rewrite_keeping_size_and_mtime(p, lambda d: d.__setitem__(0, ord("9")))
+        return out
+    monkeypatch.setattr(ds, "parse_ratings_file", parse_then_rewrite)
+    with pytest.raises(DataError, match="changed while it was being read"):
+        load_file(p, cache=cache)
+    assert list((tmp_path / "own-cache").rglob("*.npz")) == []
+
+
 def test_no_writable_cache_dir_means_no_cache(small_dat, monkeypatch, tmp_path):
     r, p = small_dat
     ro = tmp_path / "ro-cache"
