@@ -183,17 +183,22 @@ def cache_file_for(source, tag: str = "") -> Path | None:
     return base / f"{source.name}-{digest}{suffix}.npz"
 
 
-def load_cache(path, key: str):
-    """The arrays stored at ``path`` if its key equals ``key``; None if absent, stale or bad."""
+def load_cache(path, key):
+    """The arrays stored at ``path`` if its key equals ``key``; None if absent, stale or bad.
+
+    ``key``: the key, or a function returning it, called once the arrays are read (so that
+    a key still being hashed on another thread is waited for only then)."""
     if path is None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "__key__" not in z.files or str(z["__key__"]) != key:
+            if "__key__" not in z.files:
                 return None
-            return {name: z[name] for name in z.files if name != "__key__"}
+            stored = str(z["__key__"])
+            arrays = {name: z[name] for name in z.files if name != "__key__"}
     except (OSError, ValueError, KeyError, EOFError, Exception):  # noqa: BLE001 - any bad cache is a miss
         return None
+    return arrays if stored == (key() if callable(key) else key) else None
 
 
 def save_cache(path, key: str, arrays: dict) -> bool:
