@@ -395,12 +395,7 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     sc[7] = 1.0  # A, the implicit factors' scale; _sgd_run leaves its final value here
     args = ((U, I, B, D), S.X, S.Xf, start, end, stride, first, k, n_bins, ny,
             (Ku, Ki, Ky, Kb, Kd), (pu, Dacc, ssum), sc)
-    # with every time term and the scale off (svdpp; biased MF) the switches become
-    # compile-time constants of the inlined loop
-    if not (timed or scaled):
-        total = _sgd_run(args, False, False, False, False, False, False)
-    else:
-        total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
+    total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
     if ny > 0:
         A = sc[7]
         q0 = spec[SPEC.nu_idx]
@@ -421,9 +416,13 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
 
 @njit(**CORE, inline="always", fastmath=FAST)
 def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
-    """The rating loop of :func:`sgd_block` (the switches are literals where it is
-    called, so each call site compiles to a loop without the tests of the terms it
-    lacks); returns the records' loss sum.
+    """The rating loop of :func:`sgd_block`; returns the records' loss sum.
+
+    The switches stay run-time values: calling this with literal switches for svdpp (3 ms
+    of a 56 ms epoch faster) gave code whose numbers differed in the 10th digit between a
+    fresh compile and the same function loaded from Numba's disk cache, so that a search's
+    workers disagreed with the process that started them. So did a scalar-constant
+    version of the MF kernel's L2 path.
 
     The k columns of each factor block (p_u, ap_u, q_i, y_j) share one rate, l2 and
     centre, as the models build them: the loops below take those as scalars (with a
