@@ -93,6 +93,20 @@ G2_SUM = 2          # textbook Adam: (sum of occurrences)^2, filled in by the en
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
+def _with_l2(T, R, s, c0, c, v):
+    """``v`` (column ``c`` of an occurrence's gradient for the row starting at ``s`` of a
+    table whose columns start at ``c0``) plus its per-sample L2 term ``2/n * l2 * (w -
+    center)``; the penalty ``l2 (w - center)^2`` goes to ``R.pen``."""
+    cc = c0 + np.uint64(c)
+    l2 = T.l2s[cc]
+    if l2 != 0.0:
+        w = T.W[s + np.uint64(c)] - T.center[cc]
+        R.pen[0] += l2 * w * w
+        v += R.scale[0] * l2 * w
+    return v
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
 def emit(T, R, t, r, g):
     """Add one occurrence's gradient ``g`` (``T.cols[t]`` values) for row ``r`` of table
     ``t``: per-sample L2 ``2/n * l2 * (w - center)`` joins it first (and its penalty
@@ -103,12 +117,7 @@ def emit(T, R, t, r, g):
         s = start(T, t, r)
         c0 = np.uint64(T.coff[t])
         for c in range(cols):
-            cc = c0 + np.uint64(c)
-            l2 = T.l2s[cc]
-            if l2 != 0.0:
-                w = T.W[s + np.uint64(c)] - T.center[cc]
-                R.pen[0] += l2 * w * w
-                g[c] += R.scale[0] * l2 * w
+            g[c] = _with_l2(T, R, s, c0, c, g[c])
     j = np.uint64(R.slot[T.gid[t] + r])
     G, G2 = R.G[j], R.G2[j]
     if R.g2_mode == G2_OCCURRENCES:
@@ -137,13 +146,7 @@ def emit_scaled(T, R, t, r, d, x, k):
         s = start(T, t, r)
         c0 = np.uint64(T.coff[t])
         for c in range(cols):
-            v = d * x[c] if c < k else d
-            cc = c0 + np.uint64(c)
-            l2 = T.l2s[cc]
-            if l2 != 0.0:
-                w = T.W[s + np.uint64(c)] - T.center[cc]
-                R.pen[0] += l2 * w * w
-                v += R.scale[0] * l2 * w
+            v = _with_l2(T, R, s, c0, c, d * x[c] if c < k else d)
             G[c] += v
             if occ:
                 G2[c] += v * v

@@ -274,7 +274,7 @@ N_CONST = 4
 def sgd_scratch(k, user_cols, item_cols):
     """Scratch values :func:`sgd_block` needs (``k`` factors, the widths of the user and
     item rows)."""
-    return 8 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
+    return 3 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
 
 
 @njit(**CORE, inline="always")
@@ -337,9 +337,8 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     B, D, Y = view(T.W, T, BINS), view(T.W, T, UDAYS), view(T.W, T, IMPL)
     cu, ci = U.shape[1], I.shape[1]
-    cb, ca, cc, cap = _cols(k)
-    pu, Dacc, ssum = ws[2 * k:3 * k], ws[3 * k:4 * k], ws[4 * k:5 * k]
-    o = 8 * k
+    pu, Dacc, ssum = ws[0:k], ws[k:2 * k], ws[2 * k:3 * k]
+    o = 3 * k
     Ku = _consts(T, USERS, cu, lr, ws[o:o + N_CONST * cu])
     o += N_CONST * cu
     Ki = _consts(T, ITEMS, ci, lr, ws[o:o + N_CONST * ci])
@@ -390,7 +389,6 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     sc[2] = 2.0
     sc[3] = 1.0
     sc[4] = ny
-    sc[5] = 0.0
     sc[6] = q_sum
     sc[7] = 1.0  # A, the implicit factors' scale; _sgd_run leaves its final value here
     args = ((U, I, B, D), S.X, S.Xf, start, end, stride, first, k, n_bins, ny,

@@ -93,9 +93,8 @@ def test_one_call_over_many_records_agrees_with_the_general_path(name, params):
 
 @pytest.mark.parametrize("name,params", [c for c in CONFIGS if c[1].get("l2")])
 def test_each_tables_own_l2_and_centre_reach_the_fused_kernel(name, params):
-    """The fused kernels read each table's L2 coefficient and centre of its factor
-    columns (one pair per table, see their docstrings): with the items' differing from
-    the users', they still end where the general path does."""
+    """The fused kernels read each table's own L2 coefficients and centres: with the
+    items' differing from the users', they still end where the general path does."""
     model, tables, S = _problem(name, params, n=200)
     T = tables.arena
     k = model.get_params()["factors"] or 3
