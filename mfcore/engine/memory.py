@@ -6,7 +6,8 @@
 - the parameter tables and dense weights;
 - the optimizer state (``fit`` keeps Adam's two moments shaped like the tables, a step
   count per row, and for Adam the closed-form catch-up tables of an epoch);
-- the gradient buffers (two rows of the widest table per table row, four int64 per row);
+- the gradient buffers (two rows of the widest table per table row, four int64 per row),
+  and for the MF family under Adam the packed copies of the user and item tables;
 - the packed rating records (training in data order and in epoch order, validation) and
   the predictions over them;
 - the batch workspace of the kernel (for ``min(batch_size, n_train)`` ratings) and the one
@@ -23,6 +24,8 @@ kernels are already loaded when it runs, so they are already out of "available".
 from __future__ import annotations
 
 import os
+
+import numpy as np
 
 from ..errors import MemoryLimitError
 
@@ -136,10 +139,11 @@ def available_memory() -> tuple[int | None, str]:
 
 
 def fit_footprint(design, *, n_train, n_val, record_width, batch_size, optimizer,
-                  warm_restart, early_stopping) -> dict:
+                  warm_restart, early_stopping, packed_rows=False) -> dict:
     """Bytes one ``fit`` allocates, by part (see the module docstring). ``optimizer``: a
     :class:`mfcore.registry.Optimizer`; ``warm_restart``: the model already holds weights
-    (fit keeps a copy of them until it succeeds)."""
+    (fit keeps a copy of them until it succeeds); ``packed_rows``: the model trains Adam
+    on packed copies of its user and item tables (:mod:`mfcore.engine.packed`)."""
     W = sum(int(s.rows) * int(s.cols) for s in design.tables) * 4
     rows = sum(int(s.rows) for s in design.tables)
     width = max([int(s.cols) for s in design.tables] + [1])
@@ -152,6 +156,12 @@ def fit_footprint(design, *, n_train, n_val, record_width, batch_size, optimizer
         opt += 48 * (n_batches + 402)
     parts[("Adam state" if optimizer.adam else "optimizer state")] = opt
     parts["gradient buffers"] = 2 * (rows + 1) * width * 4 + 32 * rows + theta
+    if packed_rows and optimizer.adam:
+        from .packed import packed_bytes
+        per_sample = any(s.l2_mode == "per-sample" and np.any(s.l2_sample > 0)
+                         for s in design.tables)
+        parts["packed rows"] = sum(packed_bytes(s.rows, s.cols, batch_size, True, per_sample)
+                                   for s in design.tables[:2])
     parts["rating records"] = 4 * record_width * (3 * n_train + n_val) + 4 * (n_train + n_val)
     from ..models.base import prediction_chunk
     batch = max(1, min(int(batch_size), max(1, n_train)))

@@ -91,6 +91,19 @@ def catch_up_tables(t_base, n_steps, lr, b1, b2):
     return tab
 
 
+@njit(**CORE, inline="always")
+def catch_up_coefficients(tau, k, t_base, tables, b1, b2):
+    """``(d0, d1, b1^k, b2^k)`` of ``k`` zero-gradient Adam steps ``tau+1 .. tau+k`` (see
+    :func:`_catch_up_row`), from the epoch's backward tables (:func:`catch_up_tables`)."""
+    r = b1 / math.sqrt(b2)
+    q = b1 / b2
+    i0 = tau + 1 - t_base
+    i1 = tau + k + 1 - t_base
+    d0 = r * (tables[0, i0] - tables[4, k] * tables[0, i1])
+    d1 = q * (tables[1, i0] - tables[5, k] * tables[1, i1]) - d0
+    return d0, d1, tables[2, k], tables[3, k]
+
+
 @njit(**CORE, inline="always", fastmath=FAST)
 def _catch_up_row(W, M, V, s, cols, tau, k, t_base, tables, b1, b2, eps):
     """Apply ``k`` zero-gradient Adam steps (``tau+1 .. tau+k``) to the row of ``cols``
@@ -105,14 +118,7 @@ def _catch_up_row(W, M, V, s, cols, tau, k, t_base, tables, b1, b2, eps):
     ``(eps/(s+eps))^2 sum alpha r^j (c_j-1)^2``, below float32 resolution unless ``v`` is
     essentially zero, when ``m`` is too.
     """
-    r = b1 / math.sqrt(b2)
-    q = b1 / b2
-    i0 = tau + 1 - t_base
-    i1 = tau + k + 1 - t_base
-    d0 = r * (tables[0, i0] - tables[4, k] * tables[0, i1])
-    d1 = q * (tables[1, i0] - tables[5, k] * tables[1, i1]) - d0
-    b1k = tables[2, k]
-    b2k = tables[3, k]
+    d0, d1, b1k, b2k = catch_up_coefficients(tau, k, t_base, tables, b1, b2)
     # no branch on m == 0 (then W moves by exactly 0): the loop vectorises
     for c in range(cols):
         j = s + np.uint64(c)

@@ -26,7 +26,7 @@ from .. import registry
 from ..bounds import MAX_BATCH, MAX_EPOCHS, check_seed
 from ..errors import MemoryLimitError, MfcoreError, ModelError, TrainingDiverged
 from ..kernels import dispatch
-from . import loop, memory, optim, samples, sgd
+from . import loop, memory, optim, packed, samples, sgd
 from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, buffers
 from .optim import OptArrays, OptConfig
 
@@ -257,6 +257,15 @@ class Run:
                              f"touch rows shared across blocks, or it has no fused kernel); "
                              f"use threads=1")
         self.family = model.kernel_family
+        # batched Adam of a model whose ratings read only their own user's and item's rows
+        # runs fused, on packed copies of the two tables (mfcore.engine.packed)
+        self.packed = None
+        if o.optimizer.adam and not dense.any() and dispatch.has_fused_adam(model.kernel):
+            occurrences = g2_mode == G2_OCCURRENCES
+            self.packed = tuple(packed.packed_table(tables, t, o.batch_size, occurrences,
+                                                    self.R.per_sample) for t in (0, 1))
+            self.packed_settings = packed.settings(self.packed[0], occurrences,
+                                                   self.R.per_sample)
         self.grid = self.runs = None
         if self.fused and o.shuffle == "epoch" and order == "grid":
             self.grid = model._grid_for(train, self.S, o.seed)
@@ -308,14 +317,30 @@ class Run:
             loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
+        elif self.packed is not None:
+            PU, PI = self.packed
+            packed.pack(T, st.M, st.V, 0, PU.A, self.packed_settings)
+            packed.pack(T, st.M, st.V, 1, PI.A, self.packed_settings)
+            try:
+                loss_sum, seen, ok = self._batches(epoch, lambda lo, hi: packed.adam_batches(
+                    self.family, P, self.E, PU, PI, O, cfg, self.packed_settings, lo, hi,
+                    self.ws))
+            finally:
+                packed.unpack(PU.A, T, st.M, st.V, 0)
+                packed.unpack(PI.A, T, st.M, st.V, 1)
+            if adam:
+                optim.catch_up_all(T, O, cfg, int(self.step[0]))
         else:
-            loss_sum, seen, ok = self._batches(T, P, O, cfg, epoch)
+            loss_sum, seen, ok = self._batches(epoch, lambda lo, hi: loop.run_batches(
+                self.family, T, P, self.E, self.R, self.K, O, cfg, lo, hi, self.ws))
             if adam:
                 optim.catch_up_all(T, O, cfg, int(self.step[0]))
         st.step = int(self.step[0])
         return loss_sum / max(seen, 1), ok
 
-    def _batches(self, T, P, O, cfg, epoch):
+    def _batches(self, epoch, train):
+        """Run ``train(first, last)`` (a compiled batch loop returning (loss sum, samples,
+        status)) over the epoch's batches, in chunks when a progress bar is shown."""
         chunks = min(self.n_batches, 50) if self.o.progress else 1
         bounds = np.linspace(0, self.n_batches, chunks + 1).astype(np.int64)
         bar = None
@@ -326,9 +351,7 @@ class Run:
         loss_sum, seen, status = 0.0, 0, loop.STATUS_OK
         try:
             for c in range(chunks):
-                ls, sn, status = loop.run_batches(
-                    self.family, T, P, self.E, self.R, self.K, O, cfg,
-                    int(bounds[c]), int(bounds[c + 1]), self.ws)
+                ls, sn, status = train(int(bounds[c]), int(bounds[c + 1]))
                 loss_sum += ls
                 seen += sn
                 if bar is not None:
@@ -517,7 +540,8 @@ def _memory_budget(model, train, validation, o, warm):
         parts = memory.fit_footprint(
             design, n_train=len(train), n_val=0 if validation is None else len(validation),
             record_width=width, batch_size=o.batch_size, optimizer=o.optimizer,
-            warm_restart=warm, early_stopping=o.early_stopping)
+            warm_restart=warm, early_stopping=o.early_stopping,
+            packed_rows=dispatch.has_fused_adam(model.kernel))
         memory.check_fits(parts, f"training {model.name} with these settings")
     return check
 

@@ -8,7 +8,7 @@ gets its own compiled, disk-cached loop and compiles only its own kernel.
 
 A model names its family (``kernel = "mf"``); :func:`family` gives the marker. Adding a
 family: its module under ``kernels/`` (``touch``, ``forward_backward``, ``predict``,
-optionally ``sgd_block``) and one entry in :data:`FAMILIES`.
+optionally ``sgd_block`` and ``packed_forward_backward``) and one entry in :data:`FAMILIES`.
 """
 from numba import types
 from numba.extending import (NativeValue, models, overload, register_model, typeof_impl,
@@ -67,6 +67,12 @@ def has_fused_sgd(name) -> bool:
     return hasattr(FAMILIES[name], "sgd_block")
 
 
+def has_fused_adam(name) -> bool:
+    """Whether family ``name`` trains batched Adam on packed rows
+    (``packed_forward_backward``, :mod:`mfcore.engine.packed`)."""
+    return hasattr(FAMILIES[name], "packed_forward_backward")
+
+
 def _module(marker):
     return FAMILIES[marker.family] if isinstance(marker, FamilyType) else None
 
@@ -91,6 +97,12 @@ def predict(fam, T, P, S, start, n, out, ws):
 def sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
     """Fused per-sample SGD over records ``start .. end-1`` visited in the order
     ``start + (first + stride * j) % (end - start)`` (see :func:`has_fused_sgd`)."""
+    raise NotImplementedError("compiled code only")
+
+
+def packed_forward_backward(fam, P, S, start, n, PU, PI, stride, settings, ws):
+    """Add the gradients of records ``start .. start+n-1`` into the packed user and item
+    rows; return (sum of squared errors, per-sample L2 penalty) (see :func:`has_fused_adam`)."""
     raise NotImplementedError("compiled code only")
 
 
@@ -135,4 +147,15 @@ def _sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
 
         def impl(fam, T, P, S, start, end, lr, ws, stride, first):
             return f(T, P, S, start, end, lr, ws, stride, first)
+        return impl
+
+
+@overload(packed_forward_backward, inline="always")
+def _packed_forward_backward(fam, P, S, start, n, PU, PI, stride, settings, ws):
+    mod = _module(fam)
+    if mod is not None and hasattr(mod, "packed_forward_backward"):
+        f = mod.packed_forward_backward
+
+        def impl(fam, P, S, start, n, PU, PI, stride, settings, ws):
+            return f(P, S, start, n, PU, PI, stride, settings, ws)
         return impl

@@ -17,6 +17,7 @@ kernel's constants (``3 + 6 * columns`` floats); ``forward_backward`` needs none
 
 import math
 
+import numpy as np
 from numba import njit
 
 from ..engine.contract import emit_scaled, touch as touch_row
@@ -24,6 +25,7 @@ from ..engine.samples import ITEM, RATING, USER
 from ..engine.tables import view
 from ..layout import fields
 from . import CORE, FAST
+from .packed_layout import ALIGN, block_offsets
 from .output import output
 
 USERS, ITEMS = 0, 1
@@ -37,6 +39,17 @@ def _z(U, I, u, i, k, bias):
         z += U[u, f] * I[i, f]
     if bias:
         z += U[u, k] + I[i, k]
+    return z
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _z1(p, q, k, bias):
+    """:func:`_z` of two rows given as 1-D weight vectors."""
+    z = p[0] * q[0]
+    for f in range(1, k):
+        z += p[f] * q[f]
+    if bias:
+        z += p[k] + q[k]
     return z
 
 
@@ -209,3 +222,75 @@ def _sgd_loop(args, sig, reg):
         pen += _update(U, I, u, i, g, k, bias, reg, c3)
         left -= 1
     return total + pen
+
+
+# ---- fused batched Adam over packed rows (mfcore.engine.packed) ---------------------------
+@njit(**CORE, inline="always", fastmath=FAST)
+def _packed_emit(a, x, d, k, bias, block, two_over_n, occurrences, per_sample):
+    """:func:`~mfcore.engine.contract.emit_scaled` into the packed row ``a``: the gradient
+    ``d * x[c]`` on the factor columns (``x``: the other packed row) and ``d`` on the bias
+    column, plus per-sample L2, added into the ``g`` block (its square into ``g2``), in
+    the tables' dtype. Returns the L2 penalty."""
+    g, _, _, g2, l2, center = block_offsets(block, occurrences, per_sample)
+    t = a.dtype.type
+    dt, scale = t(d), t(two_over_n)
+    pen = 0.0
+    for c in range(np.uint64(k)):
+        v = dt * x[c]
+        if per_sample:
+            w = a[c] - a[center + c]
+            pen += a[l2 + c] * w * w
+            v += scale * a[l2 + c] * w
+        a[g + c] += v
+        if occurrences:
+            a[g2 + c] += v * v
+    if bias:
+        c = np.uint64(k)
+        v = dt
+        if per_sample:
+            w = a[c] - a[center + c]
+            pen += a[l2 + c] * w * w
+            v += scale * a[l2 + c] * w
+        a[g + c] += v
+        if occurrences:
+            a[g2 + c] += v * v
+    return pen
+
+
+@njit(**CORE, fastmath=FAST)
+def packed_forward_backward(P, S, start, n, PU, PI, width, settings, ws):
+    """Records ``start .. start+n-1``: each rating's gradient of the batch's mean squared
+    error (plus per-sample L2) added into the packed user and item rows (see
+    :mod:`mfcore.kernels.packed_layout`), at the weights before the step. Returns (sum of
+    squared errors, per-sample L2 penalty)."""
+    occurrences, per_sample, narrow = settings
+    # the switches become compile-time constants of the inlined loop, and so do the
+    # offsets of the blocks of narrow rows (see mfcore.engine.packed.adam_batches)
+    args = (P, S, start, n, PU.A, PI.A, ALIGN if narrow else width)
+    if occurrences:
+        if per_sample:
+            return _packed_loop(args, True, True)
+        return _packed_loop(args, True, False)
+    if per_sample:
+        return _packed_loop(args, False, True)
+    return _packed_loop(args, False, False)
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
+def _packed_loop(args, occurrences, per_sample):
+    P, S, start, n, AU, AI, block = args
+    k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
+    scale = P.fspec[0]
+    two_over_n = 2.0 / n
+    sse = 0.0
+    pen = 0.0
+    for j in range(start, start + n):
+        pu = AU[S.X[j, USER]]
+        qi = AI[S.X[j, ITEM]]
+        p, dz_dp = output(_z1(pu, qi, k, bias), sig, scale)
+        err = p - S.Xf[j, RATING]
+        sse += err * err
+        d = two_over_n * err * dz_dp
+        pen += _packed_emit(pu, qi, d, k, bias, block, two_over_n, occurrences, per_sample)
+        pen += _packed_emit(qi, pu, d, k, bias, block, two_over_n, occurrences, per_sample)
+    return sse, pen
