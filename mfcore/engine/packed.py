@@ -156,7 +156,7 @@ def _step_rows_of(Pk, count, coef, block, width, occurrences):
                 a[g2 + c] = 0.0
 
 
-@njit(**CORE, fastmath=FAST)
+@njit(**CORE, inline="always", fastmath=FAST)
 def _step_rows(Pk, count, coef, width, occurrences, narrow):
     """Adam step of the ``count`` rows the step touched (see :func:`adam_batches` for
     ``narrow``)."""
@@ -193,7 +193,7 @@ def _catch_up_rows_of(Pk, count, last, t, cfg, tables, block, width):
         last[gid] = t
 
 
-@njit(**CORE, fastmath=FAST)
+@njit(**CORE, inline="always", fastmath=FAST)
 def _catch_up_rows(Pk, count, last, t, cfg, tables, width, narrow):
     """Bring the ``count`` touched rows to step ``t`` (Keras' Adam, lazily: the closed
     form of :func:`mfcore.engine.optim.catch_up_coefficients` for the zero-gradient steps
@@ -218,7 +218,11 @@ def adam_batches(fam, P, S, PU, PI, O, cfg, settings, b_first, b_last, ws):
     ``O.step[0]``
     is the global step count (advanced), ``O.coef`` the step's constants, ``O.last`` and
     ``O.tables`` Keras' lazy catch-up state. Returns what
-    :func:`mfcore.engine.loop.run_batches` returns."""
+    :func:`mfcore.engine.loop.run_batches` returns.
+
+    Every function this loop calls is inlined into it: with ``_step_rows`` compiled on its
+    own, the numbers of a process that compiled the loop differed (in the 9th digit) from
+    those of a process that loaded it from Numba's disk cache; a test runs both."""
     occurrences, per_sample, narrow = settings
     X = S.X
     n_total = X.shape[0]
