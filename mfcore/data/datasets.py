@@ -146,6 +146,11 @@ def _parse_arrays(path, sep, header, columns, rating_range, titles_path, titles_
             "title_ids": tid, "title_blob": np.frombuffer(blob, dtype=np.uint8)}
 
 
+#: the arrays a parse cache must hold (:func:`_parse_arrays`)
+_CACHED_ARRAYS = {"users", "items", "ratings", "timestamps", "user_ids", "item_ids", "title_ids",
+                  "title_blob"}
+
+
 def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
                  cache=True) -> Ratings:
     """Parse ``path`` (through the binary cache) and attach titles; see :func:`load_file`."""
@@ -155,40 +160,43 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
     params = {"sep": normalize_sep(sep), "header": header, "columns": repr(columns),
               "range": repr(None if rating_range is None else tuple(map(float, rating_range))),
               "titles": [titles_kind, titles_enc]}
-    state = _cache.file_states([path, titles_path])
+    sources = [path, titles_path]
+    state = _cache.file_states(sources)
     cache_file = _cache.cache_file_for(path, _params_tag(params)) if cache else None
-    # the content key (SHA-256 of the sources) is hashed on a second thread, beside reading
-    # the cache or parsing: hashlib releases the GIL, and the hash of a 24 MB file costs
-    # 15 ms, a fifth of its parse and more than reading its cache
-    with ThreadPoolExecutor(1) as pool:
-        hashing = pool.submit(_cache.source_key, [path, titles_path], **params)
-        arrays = None
-        if cache_file is not None and cache_file.is_file():
-            arrays = _cache.load_cache(cache_file, hashing.result)
-        if arrays is None:
+    hit = None
+    if cache_file is not None and cache_file.is_file():
+        # the content key (XXH64 of the sources, ~1.3 ms for 24 MB) decides before the
+        # cache's arrays are read
+        hit = _cache.load_cache(cache_file, _cache.source_key(sources, **params)[0])
+    if hit is not None and _CACHED_ARRAYS <= hit[0].keys():
+        arrays, sha = hit[0], hit[1].get("sha256")
+    else:
+        # the SHA-256 that model files record (and the key, when there is a cache to
+        # write) are computed on a second thread, beside the parse: hashlib and the XXH64
+        # kernel release the GIL, and SHA-256 of a 24 MB file costs 15 ms, a fifth of its
+        # parse
+        with ThreadPoolExecutor(1) as pool:
+            hashing = (pool.submit(_cache.source_key, sources, sha256=True, **params)
+                       if cache_file is not None
+                       else pool.submit(lambda: (None, _cache.file_digest(path))))
             arrays = _parse_arrays(path, sep, header, columns, rating_range, titles_path,
                                    titles_kind, titles_enc)
-            fresh = True
-        else:
-            fresh = False
-        key = hashing.result()
-    if fresh:
+            key, sha = hashing.result()
         # the key and the parse read the sources between two looks at their state: if
         # they changed meanwhile, what was parsed may be neither version, and must not be
         # cached (nor returned). The file system's record of the files says so without a
         # second hash (which cost a third of a cold parse)
-        if _cache.file_states([path, titles_path]) != state:
+        if _cache.file_states(sources) != state:
             raise DataError("the file changed while it was being read; try again", str(path))
         if cache_file is not None:
-            _cache.save_cache(cache_file, key, arrays)
+            _cache.save_cache(cache_file, key, arrays, {"sha256": sha})
     titles_out = {}
     if len(arrays["title_ids"]):
         texts = bytes(arrays["title_blob"]).decode("utf-8").split("\n")
         titles_out = dict(zip(arrays["title_ids"].tolist(), texts))
     return Ratings(arrays["users"], arrays["items"], arrays["ratings"], arrays["timestamps"],
                    arrays["user_ids"], arrays["item_ids"], titles_out,
-                   name if name is not None else str(path),
-                   source_sha256=_cache.key_digests(key)[0])
+                   name if name is not None else str(path), source_sha256=sha)
 
 
 def load_file(path, sep=None, header=None, columns=None, name=None,

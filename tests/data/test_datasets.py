@@ -20,7 +20,7 @@ import mfcore.data.datasets as ds
 from mfcore.data import (BUILTIN_DATASETS, Ratings, data_home, from_dataframe, load_dataset,
                          load_file, random_split, synthetic_ratings, user_cache_dir,
                          write_ratings_dat)
-from mfcore.data.cache import OWNED_MARKER, cache_file_for, is_writable_dir
+from mfcore.data.cache import OWNED_MARKER, cache_file_for, is_writable_dir, read_cache
 from mfcore.errors import DataError, DownloadError
 from mfcore.progress import Progress
 
@@ -158,7 +158,7 @@ def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch, t
     r, p = small_dat
     first = load_file(p)
     np.testing.assert_array_equal(first.ratings, r.ratings)
-    cached = [f for f in Path(os.environ["MFCORE_CACHE_DIR"]).rglob("ratings.dat-*.npz")]
+    cached = [f for f in Path(os.environ["MFCORE_CACHE_DIR"]).rglob("ratings.dat-*.mfcache")]
     assert len(cached) == 1
     assert _files(p.parent) == ["ratings.dat"]  # not an mfcore folder: nothing written there
 
@@ -186,8 +186,7 @@ def test_cache_hit_rebuild_on_change_and_corrupt_cache(small_dat, monkeypatch, t
     cf.write_bytes(b"garbage")
     load_file(p)
     assert len(calls) == 3
-    with np.load(cf, allow_pickle=False) as z:
-        assert "users" in z.files
+    assert "users" in read_cache(cf)[1]
     leftovers = [f for f in cf.parent.iterdir() if f.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -257,7 +256,7 @@ def test_a_file_changing_while_it_is_parsed_is_not_cached(small_dat, monkeypatch
     monkeypatch.setattr(ds, "parse_ratings_file", parse_then_change)
     with pytest.raises(DataError, match="changed while it was being read"):
         load_file(p)
-    assert list((tmp_path / "own-cache").rglob("*.npz")) == []
+    assert list((tmp_path / "own-cache").rglob("*.mfcache")) == []
 
 
 @pytest.mark.parametrize("cache", [True, False])
@@ -276,7 +275,7 @@ def test_a_file_rewritten_in_place_while_it_is_parsed_is_refused(small_dat, monk
     monkeypatch.setattr(ds, "parse_ratings_file", parse_then_rewrite)
     with pytest.raises(DataError, match="changed while it was being read"):
         load_file(p, cache=cache)
-    assert list((tmp_path / "own-cache").rglob("*.npz")) == []
+    assert list((tmp_path / "own-cache").rglob("*.mfcache")) == []
 
 
 def test_no_writable_cache_dir_means_no_cache(small_dat, monkeypatch, tmp_path):
@@ -298,11 +297,11 @@ def test_cache_next_to_source_only_in_an_mfcore_folder(small_dat):
     r, p = small_dat
     (p.parent / OWNED_MARKER).write_text("")
     load_file(p)
-    beside = [f.name for f in p.parent.iterdir() if f.name.endswith(".mfcore.npz")]
+    beside = [f.name for f in p.parent.iterdir() if f.name.endswith(".mfcache")]
     assert len(beside) == 1
-    # loaded back exactly, with allow_pickle=False
-    with np.load(p.parent / beside[0], allow_pickle=False) as z:
-        assert z["users"].dtype == np.int32 and z["ratings"].dtype == np.float32
+    # loaded back exactly: plain arrays, no pickle
+    arrays = read_cache(p.parent / beside[0])[1]
+    assert arrays["users"].dtype == np.int32 and arrays["ratings"].dtype == np.float32
 
 
 # ---------------------------------------------------------------------------------------
@@ -407,7 +406,7 @@ def test_download_verifies_unpacks_and_loads_once(fake_ml1m, server, capsys):
     again = load_dataset("ml-1m")
     assert server.requests == ["/ml-1m.zip"]
     assert again.titles == got.titles
-    assert any(p.name.endswith(".mfcore.npz") for p in (home / "ml-1m").iterdir())
+    assert any(p.name.endswith(".mfcache") for p in (home / "ml-1m").iterdir())
 
 
 def test_corrupted_download_is_rejected_and_leaves_nothing(fake_ml1m):
