@@ -160,8 +160,9 @@ def fit_footprint(design, *, n_train, n_val, record_width, batch_size, optimizer
         from .packed import packed_bytes
         per_sample = any(s.l2_mode == "per-sample" and np.any(s.l2_sample > 0)
                          for s in design.tables)
-        parts["packed rows"] = sum(packed_bytes(s.rows, s.cols, batch_size, True, per_sample)
-                                   for s in design.tables[:2])
+        users, items = design.tables[:2]
+        parts["packed rows"] = packed_bytes(users.rows + items.rows, users.cols, batch_size,
+                                            True, per_sample)
     parts["rating records"] = 4 * record_width * (3 * n_train + n_val) + 4 * (n_train + n_val)
     from ..models.base import prediction_chunk
     batch = max(1, min(int(batch_size), max(1, n_train)))

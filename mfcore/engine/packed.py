@@ -8,12 +8,14 @@ its generality: row gradients go through slots, and the Adam update of a row of
 eleven scalar square roots and divisions: two thirds of an epoch.
 
 This path trains on a working copy of the user and item tables made at the start of each
-epoch and written back at its end (:func:`pack`, :func:`unpack`), in which a row's
+epoch and written back at its end (:func:`pack`, :func:`unpack`): one array whose row
+``g`` is global row ``g`` of the model (the users, then the items), in which a row's
 weights, summed gradient and Adam moments sit side by side, each block padded to a
 multiple of 16 columns (:mod:`mfcore.kernels.packed_layout`). The Adam step of a row is
 then one loop over a padded block, which LLVM vectorises without a scalar remainder, over
 a few adjacent cache lines; the touched rows are found without the general path's slots.
-On ``mfb``, 800k ratings, batch 64, it halves an epoch (``benchmarks/test_bench_mf.py``).
+On ``mfb``, 800k ratings, batch 64, it more than halves an epoch
+(``benchmarks/test_bench_mf.py``).
 
 The numbers are those of the general path: the same records in the same batches, the
 gradients in the same order (Keras' per-occurrence second moment for ``adam``, the square
@@ -25,7 +27,7 @@ holds the two paths together batch by batch.
 
 A kernel family opts in with ``packed_forward_backward`` (see
 :func:`mfcore.kernels.dispatch.has_fused_adam`): for records ``start .. start+n-1`` it adds
-each rating's gradients into the ``g`` (and ``g2``) blocks of the two packed rows.
+each rating's gradients into the ``g`` (and ``g2``) blocks of its two packed rows.
 """
 from __future__ import annotations
 
@@ -36,26 +38,29 @@ import numpy as np
 from numba import njit
 
 from ..kernels import CORE, FAST, dispatch
-from ..kernels.packed_layout import ALIGN, block_count, block_offsets, padded_width
+from ..kernels.packed_layout import (ALIGN, Mode, block_count, block_offsets, padded_width,
+                                     switches)
 from ..registry import ADAM
 from .loop import STATUS_NONFINITE, STATUS_OK
 from .optim import adam_alpha, catch_up_coefficients
 from .samples import ITEM, USER
 from .tables import view
 
-__all__ = ["Packed", "packed_table", "packed_bytes", "settings", "pack", "unpack",
-           "adam_batches"]
+__all__ = ["Packed", "packed_rows", "packed_bytes", "pack", "unpack", "adam_batches"]
 
-#: one table in the packed layout: ``A`` (rows, blocks * width) the packed rows;
-#: ``mark`` (rows,) the step that last touched each row; ``touched`` (batch size,) the rows
-#: the current step touched; ``gid``: the table's first global row (Keras' Adam keeps its
-#: last-update step per global row)
-Packed = namedtuple("Packed", "A mark touched gid")
+#: the user and item tables in the packed layout: ``A`` (rows of both, blocks * width) the
+#: packed rows, row ``g`` holding global row ``g``; ``mark`` (rows,) the step that last
+#: touched each row; ``touched`` (2 x batch size,) the rows the current step touched;
+#: ``mode``: the layout's :class:`~mfcore.kernels.packed_layout.Mode`; ``first_item``: the
+#: packed row of item 0 (the number of users)
+Packed = namedtuple("Packed", "A mark touched mode first_item")
+
+USERS, ITEMS = 0, 1
 
 
 def _aligned_zeros(shape, dtype, align=64):
     """Zeros whose first element sits on an ``align``-byte boundary (a cache line), so
-    that every 16-lane block of a float32 packed row is one cache line."""
+    that every 16-column block of a float32 packed row is one cache line."""
     n = int(np.prod(shape))
     itemsize = np.dtype(dtype).itemsize
     raw = np.zeros(n + align // itemsize, dtype)
@@ -63,87 +68,100 @@ def _aligned_zeros(shape, dtype, align=64):
     return raw[skip:skip + n].reshape(shape)
 
 
-def packed_table(tables, t_idx, batch_size, occurrences, per_sample) -> Packed:
-    """An empty :class:`Packed` for table ``t_idx`` of a :class:`ParameterTables`."""
+def packed_rows(tables, batch_size, occurrences, per_sample) -> Packed:
+    """An empty :class:`Packed` for the ``users`` and ``items`` tables (the first two, of
+    one width) of a :class:`ParameterTables`."""
     a = tables.arena
-    rows, cols = int(a.rows[t_idx]), int(a.cols[t_idx])
-    shape = (rows, padded_width.py_func(cols) * block_count.py_func(occurrences, per_sample))
-    return Packed(_aligned_zeros(shape, a.W.dtype), np.full(rows, -1, np.int64),
-                  np.zeros(max(1, batch_size), np.int64), int(a.gid[t_idx]))
+    if int(a.cols[USERS]) != int(a.cols[ITEMS]) or int(a.gid[ITEMS]) != int(a.rows[USERS]):
+        raise ValueError("packed rows need users and items first, of one width")
+    width = padded_width(int(a.cols[USERS]))
+    mode = Mode(occurrences, per_sample, width == ALIGN)
+    rows = int(a.rows[USERS] + a.rows[ITEMS])
+    return Packed(_aligned_zeros((rows, width * mode.blocks), a.W.dtype),
+                  np.full(rows, -1, np.int64), np.zeros(2 * max(1, batch_size), np.int64),
+                  mode, int(a.gid[ITEMS]))
 
 
 def packed_bytes(rows, cols, batch_size, occurrences, per_sample, itemsize=4) -> int:
-    """Memory of one :func:`packed_table` (the memory estimate's share)."""
-    width = padded_width.py_func(int(cols)) * block_count.py_func(occurrences, per_sample)
-    return (int(rows) * (width * itemsize + 8)
-            + 8 * int(batch_size) + 64)
-
-
-def settings(table: Packed, occurrences, per_sample) -> tuple:
-    """The ``settings`` of :func:`adam_batches` for tables packed like ``table``."""
-    width = table.A.shape[1] // block_count.py_func(occurrences, per_sample)
-    return bool(occurrences), bool(per_sample), width == ALIGN
+    """Memory of :func:`packed_rows` for tables of ``rows`` rows in all and ``cols``
+    columns (the memory estimate's share)."""
+    width = padded_width(cols) * Mode(occurrences, per_sample, False).blocks
+    return int(rows) * (width * itemsize + 8) + 16 * int(batch_size) + 64
 
 
 @njit(**CORE)
-def pack(T, Mo, Vo, t_idx, A, settings):
-    """Copy table ``t_idx``'s weights and moments (arena-shaped ``T.W``, ``Mo``, ``Vo``)
-    into the packed rows ``A`` (``settings``: see :func:`adam_batches`), gradients
-    zeroed, and with per-sample L2 each column's coefficient and centre."""
-    occurrences, per_sample, _ = settings
-    W2, M2, V2 = view(T.W, T, t_idx), view(Mo, T, t_idx), view(Vo, T, t_idx)
-    rows, cols = W2.shape
-    g, m, v, _, l2, center = block_offsets(padded_width(cols), occurrences, per_sample)
-    c0 = T.coff[t_idx]
+def pack(T, Mo, Vo, PK):
+    """Copy the user and item tables' weights and moments (arena-shaped ``T.W``, ``Mo``,
+    ``Vo``) into the packed rows, gradients zeroed, and with per-sample L2 each column's
+    coefficient and centre."""
+    _, per_sample, _ = switches(PK.mode)
+    A = PK.A
     A[:] = 0.0
-    for r in range(rows):
-        a = A[r]
-        for c in range(np.uint64(cols)):
-            a[c] = W2[r, c]
-            a[m + c] = M2[r, c]
-            a[v + c] = V2[r, c]
-            if per_sample:
-                a[l2 + c] = T.l2s[c0 + c]
-                a[center + c] = T.center[c0 + c]
+    _, _, m, v, _, l2, center = block_offsets(PK.mode, A.shape[1] // block_count(PK.mode))
+    for t_idx in (USERS, ITEMS):
+        W2, M2, V2 = view(T.W, T, t_idx), view(Mo, T, t_idx), view(Vo, T, t_idx)
+        rows, cols = W2.shape
+        g0, c0 = T.gid[t_idx], T.coff[t_idx]
+        for r in range(rows):
+            a = A[g0 + r]
+            for c in range(np.uint64(cols)):
+                a[c] = W2[r, c]
+                a[m + c] = M2[r, c]
+                a[v + c] = V2[r, c]
+                if per_sample:
+                    a[l2 + c] = T.l2s[c0 + c]
+                    a[center + c] = T.center[c0 + c]
 
 
 @njit(**CORE)
-def unpack(A, T, Mo, Vo, t_idx):
-    """Write the packed rows ``A`` back into table ``t_idx``'s weights and moments."""
-    W2, M2, V2 = view(T.W, T, t_idx), view(Mo, T, t_idx), view(Vo, T, t_idx)
-    rows, cols = W2.shape
-    _, m, v, _, _, _ = block_offsets(padded_width(cols), False, False)
-    for r in range(rows):
-        a = A[r]
-        for c in range(np.uint64(cols)):
-            W2[r, c] = a[c]
-            M2[r, c] = a[m + c]
-            V2[r, c] = a[v + c]
+def unpack(PK, T, Mo, Vo):
+    """Write the packed rows back into the user and item tables' weights and moments."""
+    _, _, m, v, _, _, _ = block_offsets(PK.mode, PK.A.shape[1] // block_count(PK.mode))
+    for t_idx in (USERS, ITEMS):
+        W2, M2, V2 = view(T.W, T, t_idx), view(Mo, T, t_idx), view(Vo, T, t_idx)
+        rows, cols = W2.shape
+        g0 = T.gid[t_idx]
+        for r in range(rows):
+            a = PK.A[g0 + r]
+            for c in range(np.uint64(cols)):
+                W2[r, c] = a[c]
+                M2[r, c] = a[m + c]
+                V2[r, c] = a[v + c]
 
 
 @njit(**CORE, inline="always")
-def _touch(Pk, X, col, start, n, t):
-    """Record the distinct rows (column ``col`` of records ``start .. start+n-1``) of step
-    ``t`` in ``Pk.touched``, in order of first occurrence; returns how many."""
+def _mark(PK, r, t, count):
+    """Record packed row ``r`` as touched in step ``t`` (once); the new count."""
+    if PK.mark[r] == t:
+        return count
+    PK.mark[r] = t
+    PK.touched[count] = r
+    return count + 1
+
+
+@njit(**CORE, inline="always")
+def _touch(PK, X, start, n, first_item, t):
+    """Record the distinct rows records ``start .. start+n-1`` read in step ``t`` (users
+    and items, as packed rows) in ``PK.touched``; returns how many."""
     count = 0
     for j in range(start, start + n):
-        r = X[j, col]
-        if Pk.mark[r] != t:
-            Pk.mark[r] = t
-            Pk.touched[count] = r
-            count += 1
+        count = _mark(PK, X[j, USER], t, count)
+        count = _mark(PK, first_item + X[j, ITEM], t, count)
     return count
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
-def _step_rows_of(Pk, count, coef, block, width, occurrences):
+def _step_rows(PK, count, coef, width):
     """Adam step of the first ``width`` columns of the ``count`` rows the step touched,
     the second moment from Keras' per-occurrence squares ``g2`` or from the summed
     gradient; zeroes ``g`` and ``g2``."""
-    g, m, v, g2, _, _ = block_offsets(block, occurrences, False)
+    occurrences, _, _ = switches(PK.mode)
+    _, g, m, v, g2, _, _ = block_offsets(PK.mode, width)
     alpha, b1, b2, eps, c1, c2 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
+    # the trip count ``width`` is a run-time value even for narrow rows: a constant 16
+    # gets unrolled into scalar code (Numba runs no SLP vectoriser)
     for s in range(count):
-        a = Pk.A[Pk.touched[s]]
+        a = PK.A[PK.touched[s]]
         for c in range(np.uint64(width)):
             gc = a[g + c]
             mc = b1 * a[m + c] + c1 * gc
@@ -157,76 +175,48 @@ def _step_rows_of(Pk, count, coef, block, width, occurrences):
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
-def _step_rows(Pk, count, coef, width, occurrences, narrow):
-    """Adam step of the ``count`` rows the step touched (see :func:`adam_batches` for
-    ``narrow``)."""
-    if narrow:
-        if occurrences:
-            _step_rows_of(Pk, count, coef, ALIGN, width, True)
-        else:
-            _step_rows_of(Pk, count, coef, ALIGN, width, False)
-    elif occurrences:
-        _step_rows_of(Pk, count, coef, width, width, True)
-    else:
-        _step_rows_of(Pk, count, coef, width, width, False)
-
-
-@njit(**CORE, inline="always", fastmath=FAST)
-def _catch_up_rows_of(Pk, count, last, t, cfg, tables, block, width):
-    _, m, v, _, _, _ = block_offsets(block, False, False)
+def _catch_up_rows(PK, count, last, t, cfg, tables, width):
+    """Bring the ``count`` touched rows to step ``t`` (Keras' Adam, lazily: the closed
+    form of :func:`mfcore.engine.optim.catch_up_coefficients` for the zero-gradient steps
+    a row missed); ``last``: each global row's last step."""
+    _, _, m, v, _, _, _ = block_offsets(PK.mode, width)
     eps = cfg.eps
     for s in range(count):
-        r = Pk.touched[s]
-        gid = Pk.gid + r
-        k = t - last[gid]
+        r = PK.touched[s]
+        k = t - last[r]
         if k <= 0:
             continue
-        d0, d1, b1k, b2k = catch_up_coefficients(last[gid], k, cfg.t_base, tables, cfg.b1,
+        d0, d1, b1k, b2k = catch_up_coefficients(last[r], k, cfg.t_base, tables, cfg.b1,
                                                  cfg.b2)
-        a = Pk.A[r]
+        a = PK.A[r]
         for c in range(np.uint64(width)):
             mc = a[m + c]
             inv = 1.0 / (math.sqrt(a[v + c]) + eps)
             a[c] -= mc * inv * (d0 - eps * inv * d1)
             a[m + c] = mc * b1k
             a[v + c] = a[v + c] * b2k
-        last[gid] = t
-
-
-@njit(**CORE, inline="always", fastmath=FAST)
-def _catch_up_rows(Pk, count, last, t, cfg, tables, width, narrow):
-    """Bring the ``count`` touched rows to step ``t`` (Keras' Adam, lazily: the closed
-    form of :func:`mfcore.engine.optim.catch_up_coefficients` for the zero-gradient steps
-    a row missed)."""
-    if narrow:
-        _catch_up_rows_of(Pk, count, last, t, cfg, tables, ALIGN, width)
-    else:
-        _catch_up_rows_of(Pk, count, last, t, cfg, tables, width, width)
+        last[r] = t
 
 
 @njit(**CORE, fastmath=FAST)
-def adam_batches(fam, P, S, PU, PI, O, cfg, settings, b_first, b_last, ws):
+def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws):
     """Train batches ``b_first .. b_last-1`` of the epoch whose records, in epoch order, are
-    ``S``, on the packed user and item tables ``PU`` and ``PI``, with Adam (``cfg.opt``:
-    Keras' ``adam``, lazily caught up, or ``sparse-adam``). ``settings = (occurrences,
-    per_sample, narrow)``: Keras' per-occurrence second moment; per-sample L2 on; the
-    blocks are one ``ALIGN`` wide (tables of at most 16 columns, e.g. ``mfb`` with
-    k < 16). ``narrow`` selects a copy of the loops in which the blocks' offsets are
-    constants, so that LLVM's vector code needs no run-time test that the blocks do not
-    overlap; it comes from Python (LLVM must not learn the width itself: a constant trip
-    count of 16 gets unrolled into scalar code, since Numba runs no SLP vectoriser).
-    ``O.step[0]``
-    is the global step count (advanced), ``O.coef`` the step's constants, ``O.last`` and
-    ``O.tables`` Keras' lazy catch-up state. Returns what
-    :func:`mfcore.engine.loop.run_batches` returns.
+    ``S``, on the packed rows ``PK``, with Adam (``cfg.opt``: Keras' ``adam``, lazily caught
+    up, or ``sparse-adam``). ``O.step[0]`` is the global step count (advanced), ``O.coef``
+    the step's constants, ``O.last`` and ``O.tables`` Keras' lazy catch-up state. Returns
+    what :func:`mfcore.engine.loop.run_batches` returns.
 
-    Every function this loop calls is inlined into it: with ``_step_rows`` compiled on its
-    own, the numbers of a process that compiled the loop differed (in the 9th digit) from
-    those of a process that loaded it from Numba's disk cache; a test runs both."""
-    occurrences, per_sample, narrow = settings
+    The loop is compiled once per packed :class:`~mfcore.kernels.packed_layout.Mode` (its
+    switches are constants in it), and every function it calls, the kernel's included,
+    is inlined into it: with the row step compiled on its own, a process that compiled
+    this loop called that standalone copy and a process that loaded the loop from Numba's
+    disk cache the copy linked into the loop's object, and the two (fast-math)
+    compilations gave numbers that differed in the 9th digit; a test runs both."""
+    _, per_sample, _ = switches(PK.mode)
     X = S.X
     n_total = X.shape[0]
-    width = PU.A.shape[1] // block_count(occurrences, per_sample)
+    width = PK.A.shape[1] // block_count(PK.mode)
+    first_item = PK.first_item
     keras = cfg.opt == ADAM
     coef = O.coef
     loss_sum = 0.0
@@ -235,13 +225,11 @@ def adam_batches(fam, P, S, PU, PI, O, cfg, settings, b_first, b_last, ws):
         t = O.step[0] + 1
         start = bi * cfg.batch_size
         n = min(cfg.batch_size, n_total - start)
-        nu = _touch(PU, X, USER, start, n, t)
-        ni = _touch(PI, X, ITEM, start, n, t)
+        count = _touch(PK, X, start, n, first_item, t)
         if keras:
-            _catch_up_rows(PU, nu, O.last, t - 1, cfg, O.tables, width, narrow)
-            _catch_up_rows(PI, ni, O.last, t - 1, cfg, O.tables, width, narrow)
-        sse, pen = dispatch.packed_forward_backward(fam, P, S, start, n, PU, PI, width,
-                                                    settings, ws)
+            _catch_up_rows(PK, count, O.last, t - 1, cfg, O.tables, width)
+        sse, pen = dispatch.packed_forward_backward(fam, P, S, start, n, PK, first_item,
+                                                    width, ws)
         loss = sse / n
         if per_sample:
             loss += pen / n
@@ -253,13 +241,10 @@ def adam_batches(fam, P, S, PU, PI, O, cfg, settings, b_first, b_last, ws):
         coef[3] = cfg.eps
         coef[4] = 1.0 - cfg.b1
         coef[5] = 1.0 - cfg.b2
-        _step_rows(PU, nu, coef, width, occurrences, narrow)
-        _step_rows(PI, ni, coef, width, occurrences, narrow)
+        _step_rows(PK, count, coef, width)
         if keras:
-            for s in range(nu):
-                O.last[PU.gid + PU.touched[s]] = t
-            for s in range(ni):
-                O.last[PI.gid + PI.touched[s]] = t
+            for s in range(count):
+                O.last[PK.touched[s]] = t
         O.step[0] = t
         loss_sum += loss * n
         seen += n

@@ -261,11 +261,8 @@ class Run:
         # runs fused, on packed copies of the two tables (mfcore.engine.packed)
         self.packed = None
         if o.optimizer.adam and not dense.any() and dispatch.has_fused_adam(model.kernel):
-            occurrences = g2_mode == G2_OCCURRENCES
-            self.packed = tuple(packed.packed_table(tables, t, o.batch_size, occurrences,
-                                                    self.R.per_sample) for t in (0, 1))
-            self.packed_settings = packed.settings(self.packed[0], occurrences,
-                                                   self.R.per_sample)
+            self.packed = packed.packed_rows(tables, o.batch_size, g2_mode == G2_OCCURRENCES,
+                                             self.R.per_sample)
         self.grid = self.runs = None
         if self.fused and o.shuffle == "epoch" and order == "grid":
             self.grid = model._grid_for(train, self.S, o.seed)
@@ -318,16 +315,13 @@ class Run:
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.packed is not None:
-            PU, PI = self.packed
-            packed.pack(T, st.M, st.V, 0, PU.A, self.packed_settings)
-            packed.pack(T, st.M, st.V, 1, PI.A, self.packed_settings)
+            PK = self.packed
+            packed.pack(T, st.M, st.V, PK)
             try:
                 loss_sum, seen, ok = self._batches(epoch, lambda lo, hi: packed.adam_batches(
-                    self.family, P, self.E, PU, PI, O, cfg, self.packed_settings, lo, hi,
-                    self.ws))
+                    self.family, P, self.E, PK, O, cfg, lo, hi, self.ws))
             finally:
-                packed.unpack(PU.A, T, st.M, st.V, 0)
-                packed.unpack(PI.A, T, st.M, st.V, 1)
+                packed.unpack(PK, T, st.M, st.V)
             if adam:
                 optim.catch_up_all(T, O, cfg, int(self.step[0]))
         else:

@@ -100,7 +100,7 @@ def sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
     raise NotImplementedError("compiled code only")
 
 
-def packed_forward_backward(fam, P, S, start, n, PU, PI, stride, settings, ws):
+def packed_forward_backward(fam, P, S, start, n, PK, first_item, width, ws):
     """Add the gradients of records ``start .. start+n-1`` into the packed user and item
     rows; return (sum of squared errors, per-sample L2 penalty) (see :func:`has_fused_adam`)."""
     raise NotImplementedError("compiled code only")
@@ -151,11 +151,11 @@ def _sgd_block(fam, T, P, S, start, end, lr, ws, stride, first):
 
 
 @overload(packed_forward_backward, inline="always")
-def _packed_forward_backward(fam, P, S, start, n, PU, PI, stride, settings, ws):
+def _packed_forward_backward(fam, P, S, start, n, PK, first_item, width, ws):
     mod = _module(fam)
     if mod is not None and hasattr(mod, "packed_forward_backward"):
         f = mod.packed_forward_backward
 
-        def impl(fam, P, S, start, n, PU, PI, stride, settings, ws):
-            return f(P, S, start, n, PU, PI, stride, settings, ws)
+        def impl(fam, P, S, start, n, PK, first_item, width, ws):
+            return f(P, S, start, n, PK, first_item, width, ws)
         return impl

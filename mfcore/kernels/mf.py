@@ -25,7 +25,7 @@ from ..engine.samples import ITEM, RATING, USER
 from ..engine.tables import view
 from ..layout import fields
 from . import CORE, FAST
-from .packed_layout import ALIGN, block_offsets
+from .packed_layout import block_offsets, switches
 from .output import output
 
 USERS, ITEMS = 0, 1
@@ -226,12 +226,13 @@ def _sgd_loop(args, sig, reg):
 
 # ---- fused batched Adam over packed rows (mfcore.engine.packed) ---------------------------
 @njit(**CORE, inline="always", fastmath=FAST)
-def _packed_emit(a, x, d, k, bias, block, two_over_n, occurrences, per_sample):
+def _packed_emit(a, x, d, k, bias, mode, width, two_over_n):
     """:func:`~mfcore.engine.contract.emit_scaled` into the packed row ``a``: the gradient
     ``d * x[c]`` on the factor columns (``x``: the other packed row) and ``d`` on the bias
     column, plus per-sample L2, added into the ``g`` block (its square into ``g2``), in
     the tables' dtype. Returns the L2 penalty."""
-    g, _, _, g2, l2, center = block_offsets(block, occurrences, per_sample)
+    occurrences, per_sample, _ = switches(mode)
+    _, g, _, _, g2, l2, center = block_offsets(mode, width)
     t = a.dtype.type
     dt, scale = t(d), t(two_over_n)
     pen = 0.0
@@ -257,40 +258,25 @@ def _packed_emit(a, x, d, k, bias, block, two_over_n, occurrences, per_sample):
     return pen
 
 
-@njit(**CORE, fastmath=FAST)
-def packed_forward_backward(P, S, start, n, PU, PI, width, settings, ws):
-    """Records ``start .. start+n-1``: each rating's gradient of the batch's mean squared
-    error (plus per-sample L2) added into the packed user and item rows (see
-    :mod:`mfcore.kernels.packed_layout`), at the weights before the step. Returns (sum of
-    squared errors, per-sample L2 penalty)."""
-    occurrences, per_sample, narrow = settings
-    # the switches become compile-time constants of the inlined loop, and so do the
-    # offsets of the blocks of narrow rows (see mfcore.engine.packed.adam_batches)
-    args = (P, S, start, n, PU.A, PI.A, ALIGN if narrow else width)
-    if occurrences:
-        if per_sample:
-            return _packed_loop(args, True, True)
-        return _packed_loop(args, True, False)
-    if per_sample:
-        return _packed_loop(args, False, True)
-    return _packed_loop(args, False, False)
-
-
 @njit(**CORE, inline="always", fastmath=FAST)
-def _packed_loop(args, occurrences, per_sample):
-    P, S, start, n, AU, AI, block = args
+def packed_forward_backward(P, S, start, n, PK, first_item, width, ws):
+    """Records ``start .. start+n-1``: each rating's gradient of the batch's mean squared
+    error (plus per-sample L2) added into its user's and item's packed rows (``PK``;
+    item ``i`` at row ``first_item + i``, see :mod:`mfcore.kernels.packed_layout`), at the
+    weights before the step. Returns (sum of squared errors, per-sample L2 penalty)."""
     k, bias, sig = P.spec[SPEC.k], P.spec[SPEC.bias] != 0, P.spec[SPEC.sigmoid] != 0
     scale = P.fspec[0]
+    A, mode = PK.A, PK.mode
     two_over_n = 2.0 / n
     sse = 0.0
     pen = 0.0
     for j in range(start, start + n):
-        pu = AU[S.X[j, USER]]
-        qi = AI[S.X[j, ITEM]]
+        pu = A[S.X[j, USER]]
+        qi = A[first_item + S.X[j, ITEM]]
         p, dz_dp = output(_z1(pu, qi, k, bias), sig, scale)
         err = p - S.Xf[j, RATING]
         sse += err * err
         d = two_over_n * err * dz_dp
-        pen += _packed_emit(pu, qi, d, k, bias, block, two_over_n, occurrences, per_sample)
-        pen += _packed_emit(qi, pu, d, k, bias, block, two_over_n, occurrences, per_sample)
+        pen += _packed_emit(pu, qi, d, k, bias, mode, width, two_over_n)
+        pen += _packed_emit(qi, pu, d, k, bias, mode, width, two_over_n)
     return sse, pen

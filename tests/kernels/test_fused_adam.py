@@ -78,21 +78,18 @@ def test_packed_adam_agrees_with_the_general_path_batch_by_batch(name, factors, 
     # the packed path on a copy
     fused = general._replace(W=general.W.copy())
     Of, _ = _state(fused, M, V, opt, batch, n_batches)
-    PU, PI = (packed.packed_table(tables, t, batch, occ, per_sample) for t in (0, 1))
-    settings = packed.settings(PU, occ, per_sample)
-    assert settings[2] == (factors + 1 <= ALIGN)  # both the narrow and the wide layout
-    for t, P_t in ((0, PU), (1, PI)):
-        packed.pack(fused, Of.M, Of.V, t, P_t.A, settings)
+    PK = packed.packed_rows(tables, batch, occ, per_sample)
+    assert PK.mode.narrow == (factors + 1 <= ALIGN)  # both the narrow and the wide layout
+    packed.pack(fused, Of.M, Of.V, PK)
     for b in range(n_batches):
         before = general.W.copy()
         loss_g, seen_g, ok_g = loop.run_batches(model.kernel_family, general, P, S, R, K,
                                                 Og, cfg, b, b + 1, ws)
-        loss_f, seen_f, ok_f = packed.adam_batches(model.kernel_family, P, S, PU, PI, Of,
-                                                   cfg, settings, b, b + 1, ws)
+        loss_f, seen_f, ok_f = packed.adam_batches(model.kernel_family, P, S, PK, Of, cfg, b,
+                                                   b + 1, ws)
         assert (seen_f, ok_f) == (seen_g, ok_g)
         assert loss_f == pytest.approx(loss_g, rel=1e-12), b
-        for t, P_t in ((0, PU), (1, PI)):
-            packed.unpack(P_t.A, fused, Of.M, Of.V, t)
+        packed.unpack(PK, fused, Of.M, Of.V)
         np.testing.assert_allclose(fused.W, general.W, rtol=1e-10, atol=1e-13, err_msg=str(b))
         np.testing.assert_allclose(Of.M, Og.M, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(Of.V, Og.V, rtol=1e-10, atol=1e-16)
@@ -109,16 +106,15 @@ def test_packed_rows_hold_the_tables_and_give_them_back():
     model, tables, _, M, V = _problem("mfb", 20, 0.05)
     T = tables.arena
     for occ in (False, True):
-        for t in (0, 1):
-            P_t = packed.packed_table(tables, t, 8, occ, True)
-            assert P_t.A.ctypes.data % 64 == 0 and P_t.A.shape[1] % ALIGN == 0
-            packed.pack(T, M, V, t, P_t.A, packed.settings(P_t, occ, True))
-            W2, M2, V2 = np.zeros_like(T.W), np.zeros_like(M), np.zeros_like(V)
-            packed.unpack(P_t.A, T._replace(W=W2), M2, V2, t)
-            lo, hi = int(T.off[t]), int(T.off[t] + T.rows[t] * T.cols[t])
-            np.testing.assert_array_equal(W2[lo:hi], T.W[lo:hi])
-            np.testing.assert_array_equal(M2[lo:hi], M[lo:hi])
-            np.testing.assert_array_equal(V2[lo:hi], V[lo:hi])
+        PK = packed.packed_rows(tables, 8, occ, True)
+        assert PK.A.ctypes.data % 64 == 0 and PK.A.shape[1] % ALIGN == 0
+        assert PK.A.shape[0] == T.rows[0] + T.rows[1] == PK.first_item + T.rows[1]
+        packed.pack(T, M, V, PK)
+        W2, M2, V2 = np.zeros_like(T.W), np.zeros_like(M), np.zeros_like(V)
+        packed.unpack(PK, T._replace(W=W2), M2, V2)
+        np.testing.assert_array_equal(W2, T.W)
+        np.testing.assert_array_equal(M2, M)
+        np.testing.assert_array_equal(V2, V)
 
 
 def _fit(name, train, val, **kw):
@@ -156,26 +152,3 @@ def test_a_fit_on_packed_rows_ends_where_the_general_path_does(ml100k_split, mon
     assert state_f.step == state_g.step
     np.testing.assert_array_equal(state_f.last, state_g.last)
 
-
-def test_numbers_do_not_depend_on_numbas_disk_cache(tmp_path):
-    """A process that compiles the packed path and one that loads it from Numba's disk
-    cache give the same bits (they did not while the row step was compiled on its own)."""
-    import os
-    import subprocess
-    import sys
-    script = (
-        "import hashlib, numpy as np\n"
-        "from mfcore.data import synthetic_ratings, random_split\n"
-        "from mfcore.models import create_model\n"
-        "train, val = random_split(synthetic_ratings(20000, n_users=300, n_items=200, seed=1),"
-        " 0.8, seed=0)\n"
-        "for opt, kw in (('sparse-adam', {}), ('adam', {}),"
-        " ('sparse-adam', {'l2': 0.02, 'l2_mode': 'per-sample'})):\n"
-        "    m = create_model('mfb', factors=10, seed=1, **kw)\n"
-        "    h = m.fit(train, val, epochs=2, optimizer=opt, verbose=0)\n"
-        "    print(hashlib.sha1(m.tables_.arena.W.tobytes()).hexdigest(), repr(h.loss))\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                           text=True, check=True).stdout for _ in range(2)]
-    assert any((tmp_path / "numba").rglob("*.nbc"))  # the second run loaded the cache
-    assert runs[0] == runs[1]
