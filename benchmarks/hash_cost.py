@@ -1,6 +1,7 @@
 """What keying the parse cache on the file's content costs: XXH64 of a 1M-row ratings
-file (the cache key, as mfcore.data.cache computes it) and SHA-256 (what a cold parse
-also computes, for model files) against parsing that file without a cache.
+file (the cache key, as mfcore.data.cache computes it) and, for comparison, SHA-256 (what
+model files record of their data, computed only when asked for) against parsing that
+file without a cache.
 
     .venv/bin/python benchmarks/hash_cost.py [--rows 1000209]
 

@@ -13,8 +13,8 @@
   ``rsync -t``, ``tar`` do) is still seen. Hashing an ml-1m sized file (24 MB) costs
   about 1.3 ms (SHA-256: 15 ms; parsing it: ~80 ms), so a cached load hashes the source
   and reads the cache in less time than the zipped ``.npz`` of mfcore 0.1.0 took to read
-  alone. The SHA-256 of the ratings file, which model files record, is computed beside
-  the parse and kept in the cache.
+  alone. The SHA-256 of the ratings file, which model files record, is computed only when
+  asked for (:class:`~mfcore.data.ratings.SourceDigest`).
   Caches sit next to the source only inside a folder mfcore unpacked itself (it holds
   :data:`OWNED_MARKER`) and that is writable; otherwise under ``<user cache dir>/parsed/``,
   named by a hash of the source's absolute path. Writes are atomic (temp file, then
@@ -134,15 +134,13 @@ def file_digest(path) -> str:
         return _sha256_of(fh, os.fstat(fh.fileno()).st_size)
 
 
-def source_key(paths, *, sha256=False, **params):
-    """``(key, sha)``: a JSON key for a parse (each source's absolute path, size and XXH64,
-    plus the options) and, with ``sha256``, the SHA-256 (hex) of the first source (else
-    None), both from one read of it.
+def source_key(paths, **params) -> str:
+    """A JSON key for a parse: each source's absolute path, size and XXH64, plus the
+    options.
 
     A source that cannot be read gets ``None`` for size and hash (so its later appearance
     changes the key)."""
     files = []
-    sha = None
     for p in paths:
         if p is None:
             continue
@@ -151,13 +149,10 @@ def source_key(paths, *, sha256=False, **params):
             with open(p, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 files.append([str(p.resolve()), size, file_xxh64(fh)])
-                if sha256 and len(files) == 1:
-                    sha = _sha256_of(fh, size)
         except OSError:
             files.append([str(p.resolve()), None, None])
-    key = json.dumps({"v": CACHE_VERSION, "files": files, "params": params}, sort_keys=True,
-                     default=str)
-    return key, sha
+    return json.dumps({"v": CACHE_VERSION, "files": files, "params": params}, sort_keys=True,
+                      default=str)
 
 
 def _sha256_of(fh, size) -> str:

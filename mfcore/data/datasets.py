@@ -16,7 +16,6 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,7 +26,7 @@ from ..progress import Progress
 from . import cache as _cache
 from .parsers import (DEFAULT_RATING_RANGE, check_ratings_file, densify, normalize_sep,
                       parse_ratings_file, read_titles)
-from .ratings import Ratings, format_id
+from .ratings import Ratings, SourceDigest, format_id
 
 __all__ = ["DatasetSpec", "BUILTIN_DATASETS", "load_dataset", "download_dataset", "load_file",
            "load_grouplens_fold",
@@ -163,25 +162,17 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
     sources = [path, titles_path]
     state = _cache.file_states(sources)
     cache_file = _cache.cache_file_for(path, _params_tag(params)) if cache else None
-    hit = None
-    if cache_file is not None and cache_file.is_file():
-        # the content key (XXH64 of the sources, ~1.3 ms for 24 MB) decides before the
-        # cache's arrays are read
-        hit = _cache.load_cache(cache_file, _cache.source_key(sources, **params)[0])
-    if hit is not None and _CACHED_ARRAYS <= hit[0].keys():
-        arrays, sha = hit[0], hit[1].get("sha256")
-    else:
-        # the SHA-256 that model files record (and the key, when there is a cache to
-        # write) are computed on a second thread, beside the parse: hashlib and the XXH64
-        # kernel release the GIL, and SHA-256 of a 24 MB file costs 15 ms, a fifth of its
-        # parse
-        with ThreadPoolExecutor(1) as pool:
-            hashing = (pool.submit(_cache.source_key, sources, sha256=True, **params)
-                       if cache_file is not None
-                       else pool.submit(lambda: (None, _cache.file_digest(path))))
-            arrays = _parse_arrays(path, sep, header, columns, rating_range, titles_path,
-                                   titles_kind, titles_enc)
-            key, sha = hashing.result()
+    key = arrays = None
+    if cache_file is not None:
+        # the content key: XXH64 of the sources, about 1.3 ms for 24 MB
+        key = _cache.source_key(sources, **params)
+        if cache_file.is_file():
+            hit = _cache.load_cache(cache_file, key)
+            if hit is not None and _CACHED_ARRAYS <= hit[0].keys():
+                arrays = hit[0]
+    if arrays is None:
+        arrays = _parse_arrays(path, sep, header, columns, rating_range, titles_path,
+                               titles_kind, titles_enc)
         # the key and the parse read the sources between two looks at their state: if
         # they changed meanwhile, what was parsed may be neither version, and must not be
         # cached (nor returned). The file system's record of the files says so without a
@@ -189,14 +180,15 @@ def _load_parsed(path, *, sep, header, columns, rating_range, name, titles=None,
         if _cache.file_states(sources) != state:
             raise DataError("the file changed while it was being read; try again", str(path))
         if cache_file is not None:
-            _cache.save_cache(cache_file, key, arrays, {"sha256": sha})
+            _cache.save_cache(cache_file, key, arrays)
     titles_out = {}
     if len(arrays["title_ids"]):
         texts = bytes(arrays["title_blob"]).decode("utf-8").split("\n")
         titles_out = dict(zip(arrays["title_ids"].tolist(), texts))
     return Ratings(arrays["users"], arrays["items"], arrays["ratings"], arrays["timestamps"],
                    arrays["user_ids"], arrays["item_ids"], titles_out,
-                   name if name is not None else str(path), source_sha256=sha)
+                   name if name is not None else str(path),
+                   source=SourceDigest(path.resolve(), state[:1]))
 
 
 def load_file(path, sep=None, header=None, columns=None, name=None,

@@ -8,6 +8,39 @@ import numpy as np
 from ..errors import DataError
 
 
+class SourceDigest:
+    """The SHA-256 of the file some ratings were read from, computed when first asked for.
+
+    ``path`` and ``state`` (what :func:`mfcore.data.cache.file_states` said of the file when
+    it was read): :meth:`sha256` hashes the file only if it still has that state (any write
+    moves its status-change time), before and after hashing, and gives None when it has
+    changed since; the answer is kept. Model files record it; nothing else needs it, so a
+    parse or a cached load does not spend the 15 ms an ml-1m sized file takes."""
+
+    __slots__ = ("path", "state", "_sha256", "_known")
+
+    def __init__(self, path, state, sha256=None):
+        self.path, self.state = str(path), state
+        self._sha256, self._known = sha256, sha256 is not None
+
+    def sha256(self) -> str | None:
+        if not self._known:
+            from .cache import file_digest, file_states
+            digest = None
+            if file_states([self.path]) == self.state:
+                try:
+                    digest = file_digest(self.path)
+                except OSError:
+                    digest = None
+                if file_states([self.path]) != self.state:
+                    digest = None
+            self._sha256, self._known = digest, True
+        return self._sha256
+
+    def __repr__(self):
+        return f"SourceDigest({self.path!r})"
+
+
 @dataclass(frozen=True, eq=False)
 class Ratings:
     """Explicit ratings (user, item) -> rating, with users and items as dense indices.
@@ -24,9 +57,10 @@ class Ratings:
         Sorted ascending, so index order follows raw id order.
     titles : dict raw item id -> title, possibly empty.
     name : where the data came from (a builtin name, a path, or "DataFrame").
-    source_sha256 : SHA-256 (hex) of the ratings file the rows were parsed from, when they
-        come from :func:`~mfcore.data.load_file` or :func:`~mfcore.data.load_dataset`;
-        None otherwise. Subsets keep it: it names the source, not the rows.
+    source : the file the rows were parsed from, when they come from
+        :func:`~mfcore.data.load_file` or :func:`~mfcore.data.load_dataset` (a
+        :class:`SourceDigest`); None otherwise. Subsets keep it: it names the source, not
+        the rows. ``source_sha256`` is its SHA-256 (hex), computed when first asked for.
 
     Subsets made with :meth:`subset` share the id maps, so a model fitted on a training
     split can score its validation split. ``n_users`` and ``n_items`` are the sizes of the
@@ -41,13 +75,18 @@ class Ratings:
     item_ids: np.ndarray
     titles: dict = field(default_factory=dict)
     name: str = ""
-    source_sha256: str | None = None
+    source: SourceDigest | None = None
 
     def __post_init__(self):
         n = len(self.users)
         for attr in ("items", "ratings", "timestamps"):
             if len(getattr(self, attr)) != n:
                 raise DataError(f"Ratings.{attr} has {len(getattr(self, attr))} rows, users has {n}")
+
+    @property
+    def source_sha256(self) -> str | None:
+        """SHA-256 (hex) of the source file (see :class:`SourceDigest`), or None."""
+        return None if self.source is None else self.source.sha256()
 
     # ---- sizes -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -98,7 +137,7 @@ class Ratings:
         rows = np.asarray(rows)
         return Ratings(self.users[rows], self.items[rows], self.ratings[rows],
                        self.timestamps[rows], self.user_ids, self.item_ids, self.titles,
-                       self.name, self.source_sha256)
+                       self.name, self.source)
 
     # ---- raw id <-> index --------------------------------------------------------------
     def user_index(self, raw_ids, missing: int | None = None) -> np.ndarray:

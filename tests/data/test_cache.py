@@ -45,28 +45,40 @@ def test_every_byte_moves_the_key(tmp_path):
     p = tmp_path / "r.dat"
     data = bytearray(PATTERN * 50)
     p.write_bytes(bytes(data))
-    keys = {cache.source_key([p])[0]}
+    keys = {cache.source_key([p])}
     for at in (0, 1, 500, len(data) - 9, len(data) - 1):  # stripes, words and the tail
         changed = bytearray(data)
         changed[at] ^= 1
         p.write_bytes(bytes(changed))
-        keys.add(cache.source_key([p])[0])
+        keys.add(cache.source_key([p]))
     assert len(keys) == 6
 
 
-def test_source_key_gives_the_sha256_of_the_first_source(tmp_path):
-    import hashlib
+def test_source_key_names_each_source_and_the_options(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(PATTERN)
     b.write_bytes(b"titles")
-    key, sha = cache.source_key([a, b], sha256=True, sep="\t")
-    assert sha == hashlib.sha256(PATTERN).hexdigest()
+    key = cache.source_key([a, None, b], sep="\t")
     files = json.loads(key)["files"]
     assert [f[1:] for f in files] == [[200, _xxh(PATTERN)], [6, _xxh(b"titles")]]
-    assert cache.source_key([a, b], sep="\t") == (key, None)
-    assert cache.source_key([a, b], sep=",")[0] != key
-    missing = cache.source_key([tmp_path / "nope"])[0]
+    assert cache.source_key([a, b], sep=",") != key
+    missing = cache.source_key([tmp_path / "nope"])
     assert json.loads(missing)["files"][0][1:] == [None, None]
+
+
+def test_the_sha256_of_a_source_is_computed_when_asked_and_only_for_that_content(tmp_path):
+    import hashlib
+    from mfcore.data.ratings import SourceDigest
+    p = tmp_path / "r.dat"
+    p.write_bytes(PATTERN)
+    digest = SourceDigest(p, cache.file_states([p]))
+    assert digest.sha256() == hashlib.sha256(PATTERN).hexdigest()
+    p.write_bytes(PATTERN[::-1])  # known already: kept
+    assert digest.sha256() == hashlib.sha256(PATTERN).hexdigest()
+    later = SourceDigest(p, cache.file_states([p]))
+    p.write_bytes(PATTERN)  # changed before anyone asked: unknown, not the new file's hash
+    assert later.sha256() is None
+    assert SourceDigest(tmp_path / "gone", cache.file_states([tmp_path / "gone"])).sha256() is None
 
 
 ARRAYS = {"users": np.arange(10, dtype=np.int32), "ratings": np.linspace(1, 5, 10, dtype=np.float32),
