@@ -65,6 +65,19 @@ def adam_alpha(lr, b1, b2, t):
     return lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
 
 
+@njit(**CORE, inline="always")
+def adam_coefficients(coef, cfg, t):
+    """Fill ``coef`` (6 values in the tables' dtype) with the constants of an Adam row step
+    at step ``t``: ``[alpha_t, b1, b2, eps, 1-b1, 1-b2]``; returns it."""
+    coef[0] = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
+    coef[1] = cfg.b1
+    coef[2] = cfg.b2
+    coef[3] = cfg.eps
+    coef[4] = 1.0 - cfg.b1
+    coef[5] = 1.0 - cfg.b2
+    return coef
+
+
 @njit(cache=True)
 def catch_up_tables(t_base, n_steps, lr, b1, b2):
     """Tables for the closed-form catch-up over steps ``t_base+1 .. t_base+n_steps``.
@@ -204,13 +217,7 @@ def rows_step(T, R, O, K, cfg, t):
         return
     if cfg.opt != ADAM and cfg.opt != SPARSE_ADAM:
         raise ValueError("unknown optimizer code")
-    coef = O.coef
-    coef[0] = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
-    coef[1] = cfg.b1
-    coef[2] = cfg.b2
-    coef[3] = cfg.eps
-    coef[4] = 1.0 - cfg.b1
-    coef[5] = 1.0 - cfg.b2
+    coef = adam_coefficients(O.coef, cfg, t)
     for j in range(n):
         t_idx = K.tab[j]
         if O.dense[t_idx]:

@@ -42,7 +42,7 @@ from ..kernels.packed_layout import (ALIGN, Mode, block_count, block_offsets, pa
                                      switches)
 from ..registry import ADAM
 from .loop import STATUS_NONFINITE, STATUS_OK
-from .optim import adam_alpha, catch_up_coefficients
+from .optim import adam_coefficients, catch_up_coefficients
 from .samples import ITEM, USER
 from .tables import view
 
@@ -235,13 +235,7 @@ def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws):
             loss += pen / n
         if not math.isfinite(loss):
             return loss_sum, seen, STATUS_NONFINITE
-        coef[0] = adam_alpha(cfg.lr, cfg.b1, cfg.b2, t)
-        coef[1] = cfg.b1
-        coef[2] = cfg.b2
-        coef[3] = cfg.eps
-        coef[4] = 1.0 - cfg.b1
-        coef[5] = 1.0 - cfg.b2
-        _step_rows(PK, count, coef, width)
+        _step_rows(PK, count, adam_coefficients(coef, cfg, t), width)
         if keras:
             for s in range(count):
                 O.last[PK.touched[s]] = t

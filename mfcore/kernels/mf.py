@@ -226,35 +226,37 @@ def _sgd_loop(args, sig, reg):
 
 # ---- fused batched Adam over packed rows (mfcore.engine.packed) ---------------------------
 @njit(**CORE, inline="always", fastmath=FAST)
+def _packed_add(a, c, v, offsets, scale, occurrences, per_sample):
+    """Add column ``c``'s gradient ``v`` of one occurrence, with its per-sample L2 term,
+    into the ``g`` block of packed row ``a`` (its square into ``g2``); returns the L2
+    penalty."""
+    _, g, _, _, g2, l2, center = offsets
+    pen = 0.0
+    if per_sample:
+        w = a[c] - a[center + c]
+        pen = a[l2 + c] * w * w
+        v += scale * a[l2 + c] * w
+    a[g + c] += v
+    if occurrences:
+        a[g2 + c] += v * v
+    return pen
+
+
+@njit(**CORE, inline="always", fastmath=FAST)
 def _packed_emit(a, x, d, k, bias, mode, width, two_over_n):
     """:func:`~mfcore.engine.contract.emit_scaled` into the packed row ``a``: the gradient
     ``d * x[c]`` on the factor columns (``x``: the other packed row) and ``d`` on the bias
     column, plus per-sample L2, added into the ``g`` block (its square into ``g2``), in
     the tables' dtype. Returns the L2 penalty."""
     occurrences, per_sample, _ = switches(mode)
-    _, g, _, _, g2, l2, center = block_offsets(mode, width)
+    offsets = block_offsets(mode, width)
     t = a.dtype.type
     dt, scale = t(d), t(two_over_n)
     pen = 0.0
     for c in range(np.uint64(k)):
-        v = dt * x[c]
-        if per_sample:
-            w = a[c] - a[center + c]
-            pen += a[l2 + c] * w * w
-            v += scale * a[l2 + c] * w
-        a[g + c] += v
-        if occurrences:
-            a[g2 + c] += v * v
+        pen += _packed_add(a, c, dt * x[c], offsets, scale, occurrences, per_sample)
     if bias:
-        c = np.uint64(k)
-        v = dt
-        if per_sample:
-            w = a[c] - a[center + c]
-            pen += a[l2 + c] * w * w
-            v += scale * a[l2 + c] * w
-        a[g + c] += v
-        if occurrences:
-            a[g2 + c] += v * v
+        pen += _packed_add(a, np.uint64(k), dt, offsets, scale, occurrences, per_sample)
     return pen
 
 
