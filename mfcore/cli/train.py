@@ -112,8 +112,8 @@ def model_options(f):
                           "them (Rendle, Zhang & Koren 2019) [default: off; on under "
                           "--optimizer mcmc]."),
         click.option("--bins", type=click.IntRange(1, bounds.MAX_BINS), default=None,
-                     help="Time bins over the training days [default: 30] (timesvd, "
-                          "timesvdpp; the NNs with --time-features)."),
+                     help="Time bins over the training days [default: 30 for timesvd and "
+                          "timesvdpp, 12 for the NNs' --time-features]."),
         click.option("--beta", type=bounded.finite(0, bounds.MAX_BETA), default=None,
                      help="timesvd/timesvdpp: exponent of dev_u(t) [default: 0.4]."),
         click.option("--without", callback=_time_terms, default=None, metavar="TERMS",

@@ -11,8 +11,8 @@ from ..kernels import mlp
 from ..kernels import nn as kernel
 from .base import PREDICT_CHUNK
 from .mf import check_factors, check_init, check_l2, check_scale
-from .nn import (DEFAULT_TIME_INPUTS, TIME_FEATURES_DOC, _ProgramModel, check_activation,
-                 check_bool, check_rate, check_widths, normalise, per_layer)
+from .nn import (DEFAULT_TIME_BINS, DEFAULT_TIME_INPUTS, TIME_FEATURES_DOC, _ProgramModel,
+                 check_activation, check_bool, check_rate, check_widths, normalise, per_layer)
 
 
 class MixedBias(_ProgramModel):
@@ -44,7 +44,8 @@ class MixedBias(_ProgramModel):
     def __init__(self, factors=10, *, bias_factors=10, hidden=None, activation="linear",
                  dropout=0.4, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
                  init="uniform", init_scale=0.05, time_features=False,
-                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=DEFAULT_TIME_BINS,
+                 time_factors=None, seed=0):
         self.factors = factors
         self.bias_factors = bias_factors
         self.time_features = time_features
@@ -153,7 +154,8 @@ class MixedInteraction(_ProgramModel):
     def __init__(self, factors=10, *, tower=None, activation="relu", dropout=0.0,
                  tower_bias=True, sigmoid=True, scale=5.0, l2=0.0, l2_mode="keras",
                  init="uniform", init_scale=0.05, time_features=False,
-                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=30, time_factors=None, seed=0):
+                 time_inputs=DEFAULT_TIME_INPUTS, time_bins=DEFAULT_TIME_BINS,
+                 time_factors=None, seed=0):
         self.factors = factors
         self.time_features = time_features
         self.time_inputs = normalise(time_inputs)
