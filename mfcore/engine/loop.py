@@ -23,6 +23,15 @@ STATUS_OK = 0
 STATUS_NONFINITE = 1
 
 
+@njit(**CORE, inline="always")
+def batch_span(O, cfg, bi, n_total):
+    """Batch ``bi`` of an epoch of ``n_total`` records: ``(t, start, n)``, the step it
+    takes (``O.step[0] + 1``), its first record and its size (the last batch may be
+    short)."""
+    start = bi * cfg.batch_size
+    return O.step[0] + 1, start, min(cfg.batch_size, n_total - start)
+
+
 @njit(**CORE, fastmath=FAST)
 def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
     """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on
@@ -37,9 +46,7 @@ def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
     loss_sum = 0.0
     seen = 0
     for bi in range(b_first, b_last):
-        t = O.step[0] + 1
-        start = bi * cfg.batch_size
-        n = min(cfg.batch_size, n_total - start)
+        t, start, n = batch_span(O, cfg, bi, n_total)
         K.step[0] = t
         K.count[0] = 0
         dispatch.touch(fam, T, P, S, start, n, K)

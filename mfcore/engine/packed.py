@@ -41,7 +41,7 @@ from ..kernels import CORE, FAST, dispatch
 from ..kernels.packed_layout import (ALIGN, Mode, block_count, block_offsets, padded_width,
                                      switches)
 from ..registry import ADAM
-from .loop import STATUS_NONFINITE, STATUS_OK
+from .loop import STATUS_NONFINITE, STATUS_OK, batch_span
 from .optim import adam_coefficients, catch_up_coefficients
 from .samples import ITEM, USER
 from .tables import view
@@ -222,9 +222,7 @@ def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws):
     loss_sum = 0.0
     seen = 0
     for bi in range(b_first, b_last):
-        t = O.step[0] + 1
-        start = bi * cfg.batch_size
-        n = min(cfg.batch_size, n_total - start)
+        t, start, n = batch_span(O, cfg, bi, n_total)
         count = _touch(PK, X, start, n, first_item, t)
         if keras:
             _catch_up_rows(PK, count, O.last, t - 1, cfg, O.tables, width)
