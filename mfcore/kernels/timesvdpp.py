@@ -274,7 +274,7 @@ N_CONST = 4
 def sgd_scratch(k, user_cols, item_cols):
     """Scratch values :func:`sgd_block` needs (``k`` factors, the widths of the user and
     item rows)."""
-    return 3 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
+    return 4 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
 
 
 @njit(**CORE, inline="always")
@@ -318,8 +318,10 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     touches (per-column coefficients, centres and learning-rate multipliers of the
     tables, one set for all k columns of a factor block: see :func:`_sgd_run`), then
     ``w -= lr lr_scale g``. Arithmetic in the tables' dtype (float32 in
-    training, float64 under the tests' step-by-step check), the loss sum with its
-    penalties in float64. Scratch: ``ws`` of :func:`sgd_scratch` values."""
+    training, float64 under the tests' step-by-step check), the loss sum in float64; the
+    factor blocks' penalties are summed per column over up to :data:`PEN_FLUSH` ratings
+    first (a horizontal sum per rating cost a tenth of the epoch). Scratch: ``ws`` of
+    :func:`sgd_scratch` values."""
     spec, aux = P.spec, P.aux_i
     total = 0.0
     if end <= start:
@@ -337,8 +339,8 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     B, D, Y = view(T.W, T, BINS), view(T.W, T, UDAYS), view(T.W, T, IMPL)
     cu, ci = U.shape[1], I.shape[1]
-    pu, Dacc, ssum = ws[0:k], ws[k:2 * k], ws[2 * k:3 * k]
-    o = 3 * k
+    pu, Dacc, ssum, penv = ws[0:k], ws[k:2 * k], ws[2 * k:3 * k], ws[3 * k:4 * k]
+    o = 4 * k
     Ku = _consts(T, USERS, cu, lr, ws[o:o + N_CONST * cu])
     o += N_CONST * cu
     Ki = _consts(T, ITEMS, ci, lr, ws[o:o + N_CONST * ci])
@@ -361,29 +363,28 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     for f in range(k):
         Dacc[f] = 0.0
         ssum[f] = 0.0
+        penv[f] = 0.0
     if impl:
         lo, hi = aux[spec[SPEC.nu_ptr] + u0], aux[spec[SPEC.nu_ptr] + u0 + 1]
         ny = hi - lo
         q0 = spec[SPEC.nu_idx]
-        # two rows per pass of the column loop: its overhead is most of a short row's cost
+        # two rows per pass of the column loop: its overhead is most of a short row's
+        # cost; the squares summed per column (in penv) and across columns once
         a = lo
         while a + 1 < hi:
             y1, y2 = Y[aux[q0 + a]], Y[aux[q0 + a + 1]]
-            qr = sc[5]  # 0 in the tables' dtype: the two rows' sum of squares
             for f in range(k):
                 w1, w2 = y1[f], y2[f]
                 ssum[f] += w1 + w2
-                qr += w1 * w1 + w2 * w2
-            q_sum += float(qr)
+                penv[f] += w1 * w1 + w2 * w2
             a += 2
         if a < hi:
             y1 = Y[aux[q0 + a]]
-            qr = sc[5]
             for f in range(k):
                 w1 = y1[f]
                 ssum[f] += w1
-                qr += w1 * w1
-            q_sum += float(qr)
+                penv[f] += w1 * w1
+        q_sum = _flush(penv, k)
     sc[0] = P.fspec[0]
     sc[1] = 1.0 / math.sqrt(ny) if ny > 0 else 0.0
     sc[2] = 2.0
@@ -392,7 +393,7 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     sc[6] = q_sum
     sc[7] = 1.0  # A, the implicit factors' scale; _sgd_run leaves its final value here
     args = ((U, I, B, D), S.X, S.Xf, start, end, stride, first, k, n_bins, ny,
-            (Ku, Ki, Ky, Kb, Kd), (pu, Dacc, ssum), sc)
+            (Ku, Ki, Ky, Kb, Kd), (pu, Dacc, ssum, penv), sc)
     total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
     if ny > 0:
         A = sc[7]
@@ -412,6 +413,21 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     return total
 
 
+#: ratings whose factor-block penalties :func:`_sgd_run` sums per column (in the tables'
+#: dtype, without a horizontal sum per rating) before adding them to its float64 total
+PEN_FLUSH = 32
+
+
+@njit(**CORE, inline="always")
+def _flush(penv, k):
+    """Sum and zero the per-column penalty sums ``penv`` (float64)."""
+    s = 0.0
+    for f in range(k):
+        s += float(penv[f])
+        penv[f] = 0.0
+    return s
+
+
 @njit(**CORE, inline="always", fastmath=FAST)
 def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
     """The rating loop of :func:`sgd_block`; returns the records' loss sum.
@@ -428,7 +444,7 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
     rows, X, Xf, start, end, stride, first, k, n_bins, ny, consts, vecs, sc = args
     U, I, B, D = rows
     Ku, Ki, Ky, Kb, Kd = consts
-    pu, Dacc, ssum = vecs
+    pu, Dacc, ssum, penv = vecs
     mu, norm_u, two, one, nyf, zero, q_sum, A = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], \
         sc[6], sc[7]
     cb, ca, cc, cap = _cols(k)
@@ -445,6 +461,7 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
     ay = one - ry * l2y            # each rating's scale of the y_j
     yoff = ry * l2y * cy           # and its shift towards the centre
     total = 0.0
+    n_pen = 0
     m = end - start
     at = first
     for _ in range(m):
@@ -459,11 +476,16 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
         urow, irow = U[u], I[i]
         aprow = urow[cap:cap + k]
         z = mu + urow[cb]
-        for f in range(k):
-            pu[f] = urow[f] + norm_u * (A * ssum[f] - nyf * Dacc[f])
         if fdrift:
             for f in range(k):
-                pu[f] += aprow[f] * dev
+                pu[f] = urow[f] + norm_u * (A * ssum[f] - nyf * Dacc[f]) + aprow[f] * dev
+        else:
+            dot = zero
+            for f in range(k):
+                v = urow[f] + norm_u * (A * ssum[f] - nyf * Dacc[f])
+                pu[f] = v
+                dot += irow[f] * v
+            z += dot
         if drift:
             z += urow[ca] * dev
         ud = X[j, UD] if uday else -1
@@ -479,8 +501,9 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             if ud >= 0:
                 c += D[ud, 1]
         z += bi * c
-        for f in range(k):
-            z += irow[f] * pu[f]
+        if fdrift:
+            for f in range(k):
+                z += irow[f] * pu[f]
         e = z - Xf[j, RATING]
         total += float(e) * float(e)
         g = two * e
@@ -492,32 +515,30 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             w = urow[f]
             x = w - cp
             urow[f] = w - rp * (g * irow[f] + l2p * x)
-            pen += lp * x * x
+            penv[f] += lp * x * x
         if fdrift:
             for f in range(k):
                 w = aprow[f]
                 x = w - ca_
                 aprow[f] = w - ra * (g * dev * irow[f] + l2a * x)
-                pen += la * x * x
+                penv[f] += la * x * x
         if ny > 0:
             # this rating's penalty on every y_j, l2 sum_j |y_j - c|^2 =
             # l2 (A^2 Q0 - 2 A sum_f (D_f + c) S0_f + |N(u)| sum_f (D_f + c)^2), then
             # y <- ay y - delta composed into (A, D)
             gn = g * norm_u * ry
-            cross = zero
-            sq = zero
+            lyn, lya = ly * nyf, two * ly * A
             for f in range(k):
                 dc = Dacc[f] + cy
-                cross += dc * ssum[f]
-                sq += dc * dc
+                penv[f] += dc * (lyn * dc - lya * ssum[f])
                 Dacc[f] = ay * Dacc[f] + gn * irow[f] - yoff
-            pen += ly * (A * A * q_sum - two * A * cross + nyf * sq)
+            pen += ly * A * A * q_sum
             A = ay * A
         for f in range(k):
             w = irow[f]
             x = w - cq
             irow[f] = w - rq * (g * pu[f] + l2q * x)
-            pen += lq * x * x
+            penv[f] += lq * x * x
         w = urow[cb]
         x = w - cbu
         urow[cb] = w - rbu * (g + l2bu * x)
@@ -537,5 +558,9 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             if scaled:
                 pen += _step(D[ud], 1, g * bi, Kd)
         total += float(pen)
+        n_pen += 1
+        if n_pen == PEN_FLUSH:
+            total += _flush(penv, k)
+            n_pen = 0
     sc[7] = A
-    return total
+    return total + _flush(penv, k)
