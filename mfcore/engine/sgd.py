@@ -194,6 +194,23 @@ def _in_cache(X, lo, hi):
     return total >= 0
 
 
+def load_kernel(fam, T, P, E, lr, ws):
+    """Have family ``fam``'s ``sgd_block`` compiled, or loaded from Numba's disk cache, on
+    its own in this process before an epoch loop below calls it (a no-op call: an empty
+    range, with the argument types the loops pass).
+
+    Numba links a copy of a jitted callee into each caller's code and optimises it again
+    there. A process that compiles the loop has the callee's own compilation defined first,
+    and the loop's calls go to it; a process that loads the loop from the disk cache had
+    nothing defined before, so the calls went to the loop's re-optimised copy, which under
+    fast-math can round differently (seen: ``svdpp`` weights differing in the 9th digit,
+    and ``mfcore tune``'s workers disagreeing with their parent on a cold cache). Defining
+    the callee's own first makes every process run the same code."""
+    mod = dispatch.FAMILIES[fam.name]
+    mod.sgd_block(T, P, E, np.int64(0), np.int64(0), float(lr), ws, np.int64(1),
+                  np.int64(0))
+
+
 @njit(cache=True, parallel=True)
 def grid_epoch(fam, T, P, E, ptr, B, lr, seed, epoch, losses, ws):
     """One epoch of per-sample SGD over the grid (module docstring); returns the sum of

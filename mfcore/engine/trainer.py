@@ -298,19 +298,22 @@ class Run:
         cfg = self.cfg._replace(t_base=t_base, lr=lr)
         if self.grid is not None:
             g = self.grid
+            ws = g.scratch(self.ws.size, T.W.dtype)
+            sgd.load_kernel(self.family, T, P, g.E, lr, ws[0])
             with _threads(o.threads):
                 loss_sum = sgd.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, lr, o.seed,
-                                              epoch, g.losses,
-                                              g.scratch(self.ws.size, T.W.dtype))
+                                          epoch, g.losses, ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.runs is not None:
             r = self.runs
+            sgd.load_kernel(self.family, T, P, r.E, lr, self.ws)
             loss_sum = sgd.user_runs_epoch(self.family, T, P, r.E, r.ptr, r.perm, lr, o.seed,
                                            epoch, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.fused:
+            sgd.load_kernel(self.family, T, P, self.E, lr, self.ws)
             loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n

@@ -394,7 +394,12 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     sc[7] = 1.0  # A, the implicit factors' scale; _sgd_run leaves its final value here
     args = ((U, I, B, D), S.X, S.Xf, start, end, stride, first, k, n_bins, ny,
             (Ku, Ki, Ky, Kb, Kd), (pu, Dacc, ssum, penv), sc)
-    total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
+    if timed or drift or fdrift or uday or ibins or scaled:
+        total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
+    else:
+        # svdpp: a copy of the loop in which LLVM sees the time terms' switches as
+        # constants and drops their code (about 10% of the epoch)
+        total = _sgd_run(args, False, False, False, False, False, False)
     if ny > 0:
         A = sc[7]
         q0 = spec[SPEC.nu_idx]
@@ -432,11 +437,11 @@ def _flush(penv, k):
 def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
     """The rating loop of :func:`sgd_block`; returns the records' loss sum.
 
-    The switches stay run-time values: calling this with literal switches for svdpp (3 ms
-    of a 56 ms epoch faster) gave code whose numbers differed in the 10th digit between a
-    fresh compile and the same function loaded from Numba's disk cache, so that a search's
-    workers disagreed with the process that started them. So did a scalar-constant
-    version of the MF kernel's L2 path.
+    :func:`sgd_block` inlines it twice: with its run-time switches, and with all of them
+    False for ``svdpp``. That copy once gave numbers differing in the 10th digit between a
+    process that compiled the epoch loop and one that loaded it from Numba's disk cache;
+    the cause was the kernel's two compilations (its own, and the copy linked into the
+    loop), and :func:`mfcore.engine.sgd.load_kernel` now makes every process run its own.
 
     The k columns of each factor block (p_u, ap_u, q_i, y_j) share one rate, l2 and
     centre, as the models build them: the loops below take those as scalars (with a

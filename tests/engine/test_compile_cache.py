@@ -5,9 +5,11 @@ They did, twice: a kernel function compiled on its own was called by its standal
 from a freshly compiled epoch loop and by the copy linked into the loop's object from a
 cached one, and with fast-math the two compilations rounded differently (packed Adam's
 row step; an svdpp loop with compile-time switches). CI starts with a cold cache, where
-the workers of ``mfcore tune`` then disagreed with the process that started them; here
-one process compiles the training paths (packed Adam, the grid of blocks, user runs) and
-a second loads them."""
+the workers of ``mfcore tune`` then disagreed with the process that started them. The
+per-sample SGD loops now have their kernel loaded on its own first
+(``mfcore.engine.sgd.load_kernel``), which is what lets svdpp keep that loop. Here one
+process compiles the training paths (packed Adam, the grid of blocks, user runs) and a
+second loads them."""
 import os
 import subprocess
 import sys
