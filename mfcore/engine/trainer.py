@@ -270,6 +270,13 @@ class Run:
             self.runs = model._user_runs_for(train, self.S, o.seed)
         else:
             self.E = samples.empty_like(self.S)
+        if self.fused:
+            # once, before any epoch loop calls the kernel (see sgd.load_kernel)
+            g = self.grid
+            E = g.E if g is not None else self.runs.E if self.runs is not None else self.E
+            T = tables.arena
+            ws = g.scratch(self.ws.size, T.W.dtype)[0] if g is not None else self.ws
+            sgd.load_kernel(self.family, T, model._params(), E, o.lr, ws)
 
     def _order(self, e, epoch):
         """Put the records in this epoch's order (``E``); the grid path shuffles inside its
@@ -298,22 +305,19 @@ class Run:
         cfg = self.cfg._replace(t_base=t_base, lr=lr)
         if self.grid is not None:
             g = self.grid
-            ws = g.scratch(self.ws.size, T.W.dtype)
-            sgd.load_kernel(self.family, T, P, g.E, lr, ws[0])
             with _threads(o.threads):
                 loss_sum = sgd.grid_epoch(self.family, T, P, g.E, g.ptr, g.B, lr, o.seed,
-                                          epoch, g.losses, ws)
+                                          epoch, g.losses,
+                                          g.scratch(self.ws.size, T.W.dtype))
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.runs is not None:
             r = self.runs
-            sgd.load_kernel(self.family, T, P, r.E, lr, self.ws)
             loss_sum = sgd.user_runs_epoch(self.family, T, P, r.E, r.ptr, r.perm, lr, o.seed,
                                            epoch, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
         elif self.fused:
-            sgd.load_kernel(self.family, T, P, self.E, lr, self.ws)
             loss_sum = sgd.sequential_epoch(self.family, T, P, self.E, lr, self.ws)
             seen, ok = self.n, math.isfinite(loss_sum)
             self.step[0] += self.n
