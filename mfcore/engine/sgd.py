@@ -37,8 +37,8 @@ records are grouped by user; each epoch visits the users in a random order and e
 user's ratings in a random order (the run arranged once at random, then visited with a
 random stride as the blocks are), and the kernel gets one user's run per call: it keeps
 the user's implicit sum up to date in O(k) per rating and writes the implicit factors
-back once per run (exactly the per-sample updates, see :mod:`mfcore.kernels.timesvdpp`).
-One thread.
+back once per run (exactly the per-sample updates, see :mod:`mfcore.kernels.timesvdpp`;
+the flipped term's user factors of N(i) move at every rating). One thread.
 """
 from __future__ import annotations
 

@@ -36,6 +36,10 @@ the implicit sum is ``A S0 - |N(u)| D`` and the penalty ``sum_j (y_j - c)^2`` is
 ``A^2 Q0 - 2 A (D + c) S0 + |N(u)| (D + c)^2``, exactly; every ``y_j`` is written once at
 the end of the run: the numbers of per-sample SGD in that order, at O(k) per rating
 instead of O(|N(u)| k). Without the implicit term any order works (the grid of blocks).
+With the flipped term each rating also sums the ``z_v`` of ``N(i)`` and moves every one of
+them, O(|N(i)| k) per rating: they are shared by every item a user rated, so no per-run
+shortcut holds, but it is the same loop as the general path's without its per-row
+bookkeeping (about 30 times faster on ml-100k).
 """
 import math
 
@@ -274,7 +278,7 @@ N_CONST = 4
 def sgd_scratch(k, user_cols, item_cols):
     """Scratch values :func:`sgd_block` needs (``k`` factors, the widths of the user and
     item rows)."""
-    return 4 * k + N_CONST * (user_cols + item_cols + k + 1 + 2) + 8
+    return 6 * k + N_CONST * (user_cols + item_cols + 2 * k + 1 + 2) + 9
 
 
 @njit(**CORE, inline="always")
@@ -335,12 +339,15 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     ibins = spec[SPEC.item_bins] != 0
     scaled = spec[SPEC.scale] != 0
     impl = spec[SPEC.implicit] != 0
+    flipped = spec[SPEC.flipped] != 0
     n_bins = spec[SPEC.n_bins]
     U, I = view(T.W, T, USERS), view(T.W, T, ITEMS)
     B, D, Y = view(T.W, T, BINS), view(T.W, T, UDAYS), view(T.W, T, IMPL)
+    Z = view(T.W, T, IMPL_USERS)
     cu, ci = U.shape[1], I.shape[1]
     pu, Dacc, ssum, penv = ws[0:k], ws[k:2 * k], ws[2 * k:3 * k], ws[3 * k:4 * k]
-    o = 4 * k
+    zsum, qf = ws[4 * k:5 * k], ws[5 * k:6 * k]
+    o = 6 * k
     Ku = _consts(T, USERS, cu, lr, ws[o:o + N_CONST * cu])
     o += N_CONST * cu
     Ki = _consts(T, ITEMS, ci, lr, ws[o:o + N_CONST * ci])
@@ -351,7 +358,9 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     o += N_CONST
     Kd = _consts(T, UDAYS, 2 if uday else 0, lr, ws[o:o + 2 * N_CONST])
     o += 2 * N_CONST
-    sc = ws[o:o + 8]  # scalars in the tables' dtype
+    Kz = _consts(T, IMPL_USERS, k if flipped else 0, lr, ws[o:o + N_CONST * k])
+    o += N_CONST * k
+    sc = ws[o:o + 9]  # scalars in the tables' dtype
     sc[5] = 0.0
     # the implicit term: this call holds one user's run; the starting sums S0 (ssum) and
     # Q0 (sum of squares, all columns) of its y_j; the composed map y <- A y - D is
@@ -392,14 +401,16 @@ def sgd_block(T, P, S, start, end, lr, ws, stride, first):
     sc[4] = ny
     sc[6] = q_sum
     sc[7] = 1.0  # A, the implicit factors' scale; _sgd_run leaves its final value here
-    args = ((U, I, B, D), S.X, S.Xf, start, end, stride, first, k, n_bins, ny,
-            (Ku, Ki, Ky, Kb, Kd), (pu, Dacc, ssum, penv), sc)
-    if timed or drift or fdrift or uday or ibins or scaled:
-        total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled)
+    # N(i) (flipped): the item's users, aux[ni_idx + ni_ptr[i] .. ni_idx + ni_ptr[i + 1]]
+    ni_at = (aux, spec[SPEC.ni_ptr], spec[SPEC.ni_idx])
+    args = ((U, I, B, D, Z), S.X, S.Xf, start, end, stride, first, k, n_bins, ny, ni_at,
+            (Ku, Ki, Ky, Kb, Kd, Kz), (pu, Dacc, ssum, penv, zsum, qf), sc)
+    if timed or drift or fdrift or uday or ibins or scaled or flipped:
+        total = _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled, flipped)
     else:
         # svdpp: a copy of the loop in which LLVM sees the time terms' switches as
         # constants and drops their code (about 10% of the epoch)
-        total = _sgd_run(args, False, False, False, False, False, False)
+        total = _sgd_run(args, False, False, False, False, False, False, False)
     if ny > 0:
         A = sc[7]
         q0 = spec[SPEC.nu_idx]
@@ -434,7 +445,7 @@ def _flush(penv, k):
 
 
 @njit(**CORE, inline="always", fastmath=FAST)
-def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
+def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled, flipped):
     """The rating loop of :func:`sgd_block`; returns the records' loss sum.
 
     :func:`sgd_block` inlines it twice: with its run-time switches, and with all of them
@@ -446,10 +457,11 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
     The k columns of each factor block (p_u, ap_u, q_i, y_j) share one rate, l2 and
     centre, as the models build them: the loops below take those as scalars (with a
     per-column load each, they ran a third slower). Any other column has its own."""
-    rows, X, Xf, start, end, stride, first, k, n_bins, ny, consts, vecs, sc = args
-    U, I, B, D = rows
-    Ku, Ki, Ky, Kb, Kd = consts
-    pu, Dacc, ssum, penv = vecs
+    rows, X, Xf, start, end, stride, first, k, n_bins, ny, ni_at, consts, vecs, sc = args
+    U, I, B, D, Z = rows
+    Ku, Ki, Ky, Kb, Kd, Kz = consts
+    pu, Dacc, ssum, penv, zsum, qf = vecs
+    aux, ni_ptr, ni_idx = ni_at
     mu, norm_u, two, one, nyf, zero, q_sum, A = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], \
         sc[6], sc[7]
     cb, ca, cc, cap = _cols(k)
@@ -465,6 +477,9 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
         ry, ly, l2y, cy = Ky[0][0], Ky[1][0], Ky[2][0], Ky[3][0]
     ay = one - ry * l2y            # each rating's scale of the y_j
     yoff = ry * l2y * cy           # and its shift towards the centre
+    rz = lz = l2z = cz = zero
+    if flipped:
+        rz, lz, l2z, cz = Kz[0][0], Kz[1][0], Kz[2][0], Kz[3][0]
     total = 0.0
     n_pen = 0
     m = end - start
@@ -480,6 +495,25 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
         # forward, with the exact implicit sum A S0 - |N(u)| D
         urow, irow = U[u], I[i]
         aprow = urow[cap:cap + k]
+        # q_i as the prediction sees it: the item row, or (flipped) the row plus
+        # |N(i)|^-1/2 sum_{v in N(i)} z_v, summed afresh (the z_v move at every rating)
+        qv = irow
+        zlo = zhi = 0
+        norm_i = zero
+        if flipped:
+            zlo, zhi = aux[ni_ptr + i], aux[ni_ptr + i + 1]
+            for f in range(k):
+                zsum[f] = zero
+            for a in range(zlo, zhi):
+                zr = Z[aux[ni_idx + a]]
+                for f in range(k):
+                    zsum[f] += zr[f]
+            if zhi > zlo:
+                sc[8] = 1.0 / math.sqrt(zhi - zlo)  # in the tables' dtype
+                norm_i = sc[8]
+            for f in range(k):
+                qf[f] = irow[f] + norm_i * zsum[f]
+            qv = qf
         z = mu + urow[cb]
         if fdrift:
             for f in range(k):
@@ -489,7 +523,7 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             for f in range(k):
                 v = urow[f] + norm_u * (A * ssum[f] - nyf * Dacc[f])
                 pu[f] = v
-                dot += irow[f] * v
+                dot += qv[f] * v
             z += dot
         if drift:
             z += urow[ca] * dev
@@ -508,7 +542,7 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
         z += bi * c
         if fdrift:
             for f in range(k):
-                z += irow[f] * pu[f]
+                z += qv[f] * pu[f]
         e = z - Xf[j, RATING]
         total += float(e) * float(e)
         g = two * e
@@ -519,13 +553,13 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
         for f in range(k):
             w = urow[f]
             x = w - cp
-            urow[f] = w - rp * (g * irow[f] + l2p * x)
+            urow[f] = w - rp * (g * qv[f] + l2p * x)
             penv[f] += lp * x * x
         if fdrift:
             for f in range(k):
                 w = aprow[f]
                 x = w - ca_
-                aprow[f] = w - ra * (g * dev * irow[f] + l2a * x)
+                aprow[f] = w - ra * (g * dev * qv[f] + l2a * x)
                 penv[f] += la * x * x
         if ny > 0:
             # this rating's penalty on every y_j, l2 sum_j |y_j - c|^2 =
@@ -536,7 +570,7 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             for f in range(k):
                 dc = Dacc[f] + cy
                 penv[f] += dc * (lyn * dc - lya * ssum[f])
-                Dacc[f] = ay * Dacc[f] + gn * irow[f] - yoff
+                Dacc[f] = ay * Dacc[f] + gn * qv[f] - yoff
             pen += ly * A * A * q_sum
             A = ay * A
         for f in range(k):
@@ -544,6 +578,16 @@ def _sgd_run(args, timed, drift, fdrift, uday, ibins, scaled):
             x = w - cq
             irow[f] = w - rq * (g * pu[f] + l2q * x)
             penv[f] += lq * x * x
+        if flipped:
+            # every z_v of N(i): gradient g |N(i)|^-1/2 p_u, and its per-sample L2
+            gz = g * norm_i
+            for a in range(zlo, zhi):
+                zr = Z[aux[ni_idx + a]]
+                for f in range(k):
+                    w = zr[f]
+                    x = w - cz
+                    zr[f] = w - rz * (gz * pu[f] + l2z * x)
+                    penv[f] += lz * x * x
         w = urow[cb]
         x = w - cbu
         urow[cb] = w - rbu * (g + l2bu * x)

@@ -219,7 +219,7 @@ class _KorenModel(RatingModel):
                                                     kernel.sgd_scratch(k, ucols, k + 1),
                                                     4 * k + cache),
                       aux_i=np.concatenate(parts) if parts else np.zeros(0, np.int64),
-                      sgd_order=None if t["flipped"] else ("user" if t["implicit"] else "grid"))
+                      sgd_order="user" if t["implicit"] else "grid")
 
     @classmethod
     def gradcheck_configs(cls):
