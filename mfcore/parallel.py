@@ -307,6 +307,7 @@ class DaskBackend(Backend):
         from distributed import Client
         if not isinstance(self.scheduler, str):
             return self.scheduler, False
+        _check_address(self.scheduler)
         try:
             kw = {} if self.timeout is None else {"timeout": self.timeout}
             return Client(self.scheduler, set_as_default=False, **kw), True
@@ -357,6 +358,20 @@ class DaskBackend(Backend):
                 client.cancel([f for _, f in outstanding.values()], force=True)
             if owned:
                 client.close()
+
+
+def _check_address(address):
+    """MfcoreError unless ``address`` reads as a scheduler address (``tcp://host:port``,
+    ``host:port``...). Checked before making a Client: one given a malformed address fails
+    half-built, and its finaliser then waits a minute to close a connection it never had."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss", "ucx"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise MfcoreError(f"{address!r} is not a Dask scheduler address such as "
+                          f"tcp://host:8786 ({exc})") from None
 
 
 def make_backend(jobs=None, scheduler=None, retries: int = 2) -> Backend:

@@ -496,8 +496,11 @@ def _check_config(name, params, fit, label):
             check_supported(model)
             mcmc_options(model, verbose=0, progress=False, **fit)
         else:
-            fit_options(model, object() if fit.get("early_stopping") is not None else None,
-                        verbose=0, progress=False, **fit)
+            o = fit_options(model, object() if fit.get("early_stopping") is not None else None,
+                            verbose=0, progress=False, **fit)
+            if o.epochs < 1:  # fit allows 0 (build only); a search would rank untrained models
+                raise ModelError(f"epochs must be at least 1 to compare trained models, got "
+                                 f"{o.epochs}")
     except MfcoreError as exc:
         raise type(exc)(f"{label}: {exc}") from None
 

@@ -2,11 +2,14 @@
 
 Each sub-command lives in its own module and only parses options, calls the library and
 prints. Errors the user can cause (:class:`mfcore.errors.MfcoreError`) print one line on
-stderr and exit with status 1; usage errors exit with status 2 (click's convention).
+stderr and exit with status 1; usage errors (a bad option value, a missing file named by
+an option) print one line too and exit with status 2 (click's convention), and an output
+that cannot be written (standard output on a full disk) prints one line and exits 1.
 Ctrl-C prints "interrupted" (exit 130); SIGTERM and SIGHUP print "terminated by SIGTERM"
 (exit 143, 129): both unwind normally, so no temporary file is left behind.
 Heavy imports (numba, pandas) happen inside commands so ``mfcore --help`` stays fast.
 """
+import os
 import sys
 
 import click
@@ -29,6 +32,34 @@ def _interrupted(exc):
     sys.exit(130)
 
 
+def _one_line(text):
+    """``text`` on one line: its lines joined by spaces (click's messages and file names
+    holding a newline would otherwise break the one-line promise)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _usage_error(exc):
+    path = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "mfcore"
+    hint = f" (see '{path} --help')" if isinstance(exc, click.UsageError) else ""
+    click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _output_failed(exc):
+    """Writing failed outside the library's own files (standard output on a full disk):
+    one line, and standard output pointed at the null device so that the interpreter's
+    final flush cannot fail again with a traceback."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except Exception:  # no real file descriptor (a test runner's capture): nothing to flush
+        pass
+    where = exc.filename if exc.filename is not None else "standard output"
+    click.echo(f"error: cannot write {_one_line(where)}: {exc.strerror or exc}", err=True)
+    sys.exit(1)
+
+
 class _Group(click.Group):
     """A click group that turns library errors into one clean line and exit code 1, and
     interrupts (Ctrl-C, SIGTERM, SIGHUP) into one line and 128 + the signal number."""
@@ -36,14 +67,21 @@ class _Group(click.Group):
     def invoke(self, ctx):
         with signals_as_exceptions():
             try:
-                return super().invoke(ctx)
+                rv = super().invoke(ctx)
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # a full disk shows here, not in the exit's flush
+                return rv
             except MfcoreError as exc:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: {_one_line(exc)}", err=True)
                 sys.exit(1)
+            except click.ClickException as exc:
+                _usage_error(exc)
             except (KeyboardInterrupt, Terminated) as exc:
                 _interrupted(exc)
             except BrokenPipeError:
                 sys.exit(0)
+            except OSError as exc:
+                _output_failed(exc)
             except Exception as exc:
                 # an interrupt that surfaced as another error (cleanup code failing half-way)
                 interrupt = interrupt_in(exc)

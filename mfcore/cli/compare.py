@@ -18,7 +18,10 @@ from .train import fit_arguments, training_options
 
 
 def _csv(ctx, param, value):
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not names:
+        raise click.BadParameter("give at least one model name, or 'all'")
+    return names
 
 
 def _int_csv(ctx, param, value):
@@ -84,7 +87,7 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     fit_arguments(optimizer, epochs, batch_size, lr, shuffle, threads, patience, samples, burn_in)
-    if models in ((), ("all",)):
+    if models == ("all",):
         from ..models.bayes import SUPPORTED
         models = SUPPORTED if optimizer == "mcmc" else NOTEBOOK_MODELS
     unknown = [m for m in models if m not in MODELS]
@@ -157,9 +160,7 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
         plot_curves(results, plot_path)
         if not quiet:
             click.echo(f"learning curves written to {plot_path}", err=True)
-    failed = [r for r in results if r.error]
-    if failed:
-        raise SystemExit(1)
+    _exit_on_failures([(r.model, r.error) for r in results if r.error], len(results))
 
 
 def _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, quiet,
@@ -182,5 +183,16 @@ def _compare_folds(ratings, dataset, folds, models, factors, as_json, markdown, 
         click.echo(format_folds(summaries, markdown=markdown))
         if not markdown:
             click.echo(f"\nwall time {wall:.1f} s")
-    if any(s.errors for s in summaries):
+    _exit_on_failures([(f"{s.model} on {fold}", err) for s in summaries
+                       for fold, err in s.errors.items()],
+                      sum(len(s.folds) + len(s.errors) for s in summaries))
+
+
+def _exit_on_failures(failures, runs):
+    """Exit 1 with one line on stderr naming what failed and why, when anything did (the
+    table on stdout marks them too)."""
+    if failures:
+        why = "; ".join(f"{what}: {str(err).splitlines()[0] if str(err) else '?'}"
+                        for what, err in failures)
+        click.echo(f"error: {len(failures)} of {runs} run(s) failed: {why}", err=True)
         raise SystemExit(1)

@@ -78,6 +78,8 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False,
     if path is None or path == "-":
         return
     path = os.fspath(path)
+    if not path.strip():
+        raise OutputError(f"{option}: the file name is empty")
     where = f"{option} {path}"
     try:
         st = os.stat(path)

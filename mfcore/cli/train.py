@@ -250,6 +250,11 @@ def model_params(model_name, **given) -> dict:
             raise click.UsageError(f"--{opt.replace('_', '-')} does not apply to model "
                                    f"{model_name}")
         params[keys[0]] = value
+    inert = [f"--{opt.replace('_', '-')}" for opt in ("time_inputs", "time_factors")
+             if given.get(opt) is not None]
+    if inert and not given.get("time_features"):
+        raise click.UsageError(f"{' and '.join(inert)}: used only with --time-features "
+                               f"(the time inputs they shape); give it too")
     return params
 
 

@@ -342,6 +342,26 @@ def dataset_status(name, data_home=None) -> dict:
     return out
 
 
+def _check_not_cut_short(path, spec):
+    """DataError when a builtin set's ratings file ends in the middle of a line. GroupLens
+    writes every line whole, so such a file was cut short (an interrupted copy into the
+    data home: only the archive is checked against its checksum); parsed as it is, its
+    last line would pass with a truncated timestamp and most ratings missing."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return  # the parser says "empty file"
+            fh.seek(-1, os.SEEK_END)
+            last = fh.read(1)
+    except OSError:
+        return  # the parser reports what it cannot read
+    if last not in (b"\n", b"\r"):
+        raise DataError(f"the file ends in the middle of a line: it looks cut short (an "
+                        f"interrupted download or copy); unpack or fetch {spec.filename} again",
+                        str(path))
+
+
 def load_dataset(name, data_home=None, download=True, progress=None, cache=True) -> Ratings:
     """Load a builtin MovieLens data set.
 
@@ -371,6 +391,7 @@ def load_dataset(name, data_home=None, download=True, progress=None, cache=True)
         else:
             raise DownloadError(f"{spec.name} is not in the data home {home} and download=False. "
                                 + _manual_help(spec, home))
+    _check_not_cut_short(folder / spec.ratings_file, spec)
     titles = None
     if spec.titles_file:
         titles = (folder / spec.titles_file, spec.titles_kind, spec.titles_encoding)

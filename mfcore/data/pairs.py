@@ -17,13 +17,20 @@ def parse_ids(tokens, model_ids, what, where=None):
     if kind not in "iuf":
         return tokens
     target = np.int64 if kind in "iu" else np.float64
-    try:
-        return tokens.astype(target)
-    except (ValueError, OverflowError):
-        pass
+    # Python's int() and float() also take "1_96" and non-ASCII digits: the ids of a
+    # ratings file are plain ASCII numbers, and so must these be
+    plain = _INT_CHARS if kind in "iu" else _FLOAT_CHARS
+    if not set("".join(tokens.tolist())) <= plain:
+        strict = _plain_int if kind in "iu" else _plain_float
+    else:
+        strict = int if kind in "iu" else float
+        try:
+            return tokens.astype(target)
+        except (ValueError, OverflowError):
+            pass
     for j, tok in enumerate(tokens):
         try:
-            target(int(tok) if kind in "iu" else float(tok))
+            target(strict(tok))
         except (ValueError, OverflowError):
             type_name = "an integer" if kind in "iu" else "a number"
             msg = f"{what} id {format_id(str(tok))} is not {type_name} like the model's {what} ids"
@@ -31,6 +38,26 @@ def parse_ids(tokens, model_ids, what, where=None):
                 raise DataError(msg, path=where[0], line=int(where[1][j]))
             raise ModelError(msg)
     raise ModelError(f"cannot read the {what} ids")  # pragma: no cover
+
+
+_INT_CHARS = frozenset("0123456789+- ")
+_FLOAT_CHARS = frozenset("0123456789+-.eE ")
+
+
+def _plain_int(text):
+    """``int(text)`` for plain ASCII integers only (no ``_`` separators, no other scripts'
+    digits); ValueError otherwise."""
+    t = str(text).strip()
+    if not (t.isascii() and t.lstrip("+-").isdigit() and len(t) - len(t.lstrip("+-")) <= 1):
+        raise ValueError(f"not a plain integer: {t!r}")
+    return int(t)
+
+
+def _plain_float(text):
+    t = str(text).strip()
+    if not set(t) <= _FLOAT_CHARS or not t:
+        raise ValueError(f"not a plain number: {t!r}")
+    return float(t)
 
 
 #: the smallest and largest timestamps accepted (1900-01-01 .. 2200-01-01, seconds, UTC)
@@ -45,7 +72,7 @@ def parse_timestamp(text, what="timestamp"):
     import datetime as dt
     t = str(text).strip()
     try:
-        value = int(t)
+        value = _plain_int(t)
     except ValueError:
         try:
             when = dt.datetime.fromisoformat(t)
@@ -71,14 +98,20 @@ def read_pairs(path, sep=None, with_timestamps=False):
     (:func:`parse_timestamp`); ``timestamps`` is None when it has none. Blank lines are
     skipped; bad lines raise DataError naming the file and line (and column).
     """
+    from .parsers import check_ratings_file
+    check_ratings_file(path, "pairs")  # a FIFO would block, a folder fail
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: drops a BOM
             text = fh.read()
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path)
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc.strerror})", path=path)
-    lines = text.splitlines()
+    # lines end at LF (CRLF and a lone CR too), as line numbers are counted by editors;
+    # not at the form feeds and Unicode separators str.splitlines would also cut at
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     first = next((j for j, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise DataError("the file is empty: expected user,item pairs", path=path)
@@ -90,8 +123,17 @@ def read_pairs(path, sep=None, with_timestamps=False):
     reader = csv.reader(lines[first:], delimiter=sep, skipinitialspace=sep == " ")
     users, items, where, stamps = [], [], [], []
     ucol = icol = ncols = tcol = None
-    for offset, fields in enumerate(reader):
-        lineno = first + 1 + offset
+    end = 0  # lines the reader has consumed: a quoted field may span several
+    while True:
+        lineno = first + end + 1  # where this record starts
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DataError(f"not a delimited line ({exc})", path=path,
+                            line=first + reader.line_num) from None
+        end = reader.line_num
         if not fields or all(not f.strip() for f in fields):
             continue
         fields = [f.strip() for f in fields]

@@ -405,9 +405,10 @@ def resolve_columns(columns, ncols, names=None, path=None, line=None):
 # =========================================================================================
 # file parsing
 # =========================================================================================
-def check_ratings_file(path) -> int:
+def check_ratings_file(path, what="ratings") -> int:
     """The size of ``path`` if it is a regular file we can read; else a DataError that says
-    what it is instead (missing, a folder, a device such as /dev/null, a FIFO...)."""
+    what it is instead (missing, a folder, a device such as /dev/null, a FIFO...).
+    ``what``: what the file should hold, for the message."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -417,9 +418,9 @@ def check_ratings_file(path) -> int:
     if not stat.S_ISREG(st.st_mode):
         from ..atomic import describe_file_type
         kind = describe_file_type(st.st_mode)
-        hint = ("; ratings are read from a regular file: save the stream to a file first"
+        hint = (f"; {what} are read from a regular file: save the stream to a file first"
                 if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) else "")
-        raise DataError(f"it is {kind}, not a file of ratings{hint}", str(path))
+        raise DataError(f"it is {kind}, not a file of {what}{hint}", str(path))
     return st.st_size
 
 
@@ -626,7 +627,9 @@ def _sep_hint(text, sep):
 
 
 def _error(buf, err, source, line, col, fa, fb, roles, sep, ncols, lo, hi):
-    text = bytes(buf[fa:fb]).decode("utf-8", errors="replace").strip()
+    # only the spaces the parser itself skips are trimmed: a tab, no-break space or form
+    # feed is what made the field bad, and repr() below shows it
+    text = bytes(buf[fa:fb]).decode("utf-8", errors="replace").strip(" \r\n")
     shown = text if len(text) <= 40 else text[:37] + "..."
     role = int(roles[col - 1]) if 1 <= col <= len(roles) else ROLE_SKIP
     what = _ROLE_NAMES.get(role, "field")

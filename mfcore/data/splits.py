@@ -186,6 +186,10 @@ def make_split(ratings: Ratings, split: str = "random", train_fraction: float = 
     if split == "random":
         return random_split(ratings, train_fraction=train_fraction, seed=seed)
     if split == "temporal":
+        if len(ratings) and not np.any(ratings.timestamps != 0):
+            raise DataError(f"the temporal split holds out each user's latest ratings, and "
+                            f"{ratings.name or 'the ratings'} have no timestamps (every "
+                            f"timestamp is 0): split them at random instead")
         return per_user_temporal_split(ratings, fraction=1.0 - float(train_fraction))
     if str(split).lower() in GROUPLENS_FOLDS:
         return grouplens_fold(ratings, split)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cli_checks import one_error_line
 
 from mfcore.cli import main
 from mfcore.models import load_model
@@ -14,16 +15,6 @@ from mfcore.models import load_model
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_error_line(res, *needles):
-    """Exit 1, exactly one line on stderr starting with 'error:', naming every needle."""
-    assert res.exit_code == 1, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,202 @@
+"""Bad input found by a fresh corpus (stop 21): each gets one error line that says what
+and where, the right exit code, no traceback, and nothing silently accepted."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from cli_checks import one_error_line
+
+from mfcore.cli import main
+from mfcore.data import load_dataset, make_split
+from mfcore.errors import DataError
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
+
+
+def one_line(res, code, *needles):
+    return one_error_line(res, *needles, code=code)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, ml100k_path):
+    """The first 5,000 ratings of u.data and an mfb model trained on them by the CLI."""
+    folder = tmp_path_factory.mktemp("bad-input")
+    data = folder / "small.tsv"
+    with open(ml100k_path) as src, open(data, "w") as dst:
+        for _, line in zip(range(5_000), src):
+            dst.write(line)
+    model = folder / "mfb.npz"
+    res = invoke("train", "--data", data, "--model", "mfb", "--factors", "3", "--epochs", "1",
+                 "--save", model, "-q")
+    assert res.exit_code == 0, res.stderr
+    return data, model
+
+
+# ---- usage errors: one line, exit 2 ---------------------------------------------------------
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--factors", "0"], "--factors"),
+    (["trian"], "No such command 'trian'"),
+    (["train", "--data", "/no/such/file.csv"], "/no/such/file.csv"),
+    (["datasets", "info", "ml-5m"], "'ml-5m' is not one of"),
+    (["compare", "--models", ""], "at least one model"),
+    (["compare", "--models", " , "], "at least one model"),
+])
+def test_usage_errors_are_one_line_naming_the_option(args, needle):
+    line = one_line(invoke(*args), 2, needle)
+    assert "--help" in line  # and where to look
+
+
+def test_an_unwritable_standard_output_is_one_line_not_a_traceback(small):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    _, model = small
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "mfcore", "predict", str(model), "--user",
+                              "196", "--item", "242"], stdout=full, stderr=subprocess.PIPE,
+                             text=True)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot write standard output: No space left on device"]
+
+
+# ---- predict --input -----------------------------------------------------------------------
+def _pairs(tmp_path, text, name="pairs.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def test_predict_input_with_a_bom_reads_its_header(small, tmp_path):
+    _, model = small
+    with_bom = _pairs(tmp_path, b"\xef\xbb\xbfuser,item\n196,242\n", "bom.csv")
+    plain = _pairs(tmp_path, b"user,item\n196,242\n", "plain.csv")
+    res = invoke("predict", model, "--input", with_bom)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == invoke("predict", model, "--input", plain).stdout
+
+
+@pytest.mark.parametrize("text,line", [
+    ("user,item\n196,242\f\n186,302\nabc,1\n", 4),          # a form feed is no line break
+    ("user,item\n196,242\u2028\n186,302\nabc,1\n", 4),      # nor is U+2028
+    ("user,item\r\n196,242\r\n186,302\r\nabc,1\r\n", 4),    # CRLF
+    ('user,item,note\n196,242,"two\nlines"\nabc,1,x\n', 4),  # a quoted field spans 2, 3
+])
+def test_predict_input_errors_name_the_line_an_editor_shows(small, tmp_path, text, line):
+    _, model = small
+    res = invoke("predict", model, "--input", _pairs(tmp_path, text))
+    one_line(res, 1, f"line {line}:", "'abc'")
+
+
+def test_predict_input_with_a_huge_field_is_one_line(small, tmp_path):
+    _, model = small
+    res = invoke("predict", model, "--input",
+                 _pairs(tmp_path, "user,item\n196," + "2" * 200_000 + "\n"))
+    one_line(res, 1, "line 2:", "field larger than field limit")
+
+
+def test_predict_input_refuses_a_named_pipe_instead_of_blocking(small, tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    _, model = small
+    fifo = tmp_path / "pairs.fifo"
+    os.mkfifo(fifo)
+    one_line(invoke("predict", model, "--input", fifo), 1, "named pipe", "regular file")
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--user", "1_96"), ("--user", "\u0661\u0669\u0666"),   # Python's int() takes both
+])
+def test_ids_are_plain_ascii_integers(small, option, value):
+    _, model = small
+    args = {"--user": "196", "--item": "242", option: value}
+    res = invoke("predict", model, *[x for kv in args.items() for x in kv])
+    one_line(res, 1, f"user id {value!r} is not an integer")
+
+
+@pytest.mark.parametrize("value", ["893_286_638", "\u0668\u0669\u0663\u0662\u0668\u0666"])
+def test_timestamps_are_plain_ascii_seconds_or_iso_dates(small, value):
+    _, model = small
+    res = invoke("predict", model, "--user", "196", "--item", "242", "--timestamp", value)
+    one_line(res, 2, "--timestamp", "neither whole seconds")
+
+
+# ---- ratings files ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bad,shown", [("\t242", r"'\t242'"), ("\xa0242", r"'\xa0242'")])
+def test_a_bad_field_is_quoted_with_the_character_that_made_it_bad(tmp_path, bad, shown):
+    path = tmp_path / "r.csv"
+    path.write_text("1,1,5,881250949\n2," + bad + ",3,881250949\n", encoding="utf-8")
+    res = invoke("train", "--data", path, "--sep", ",", "--epochs", "1", "-q")
+    one_line(res, 1, "line 2, column 2", f"item {shown} is not an integer")
+
+
+def test_a_builtin_set_cut_short_mid_line_is_refused(tmp_path, ml100k_path):
+    folder = tmp_path / "home" / "ml-100k"
+    folder.mkdir(parents=True)
+    with open(ml100k_path, "rb") as src:
+        (folder / "u.data").write_bytes(src.read(60_000))  # ends inside a line
+    with pytest.raises(DataError, match="cut short"):
+        load_dataset("ml-100k", data_home=tmp_path / "home", download=False)
+    res = invoke("train", "--dataset", "ml-100k", "--epochs", "1", "-q",
+                 env={"MFCORE_DATA_HOME": str(tmp_path / "home")})
+    one_line(res, 1, "u.data", "cut short")
+    shutil.rmtree(folder)
+
+
+def test_the_temporal_split_refuses_ratings_without_timestamps(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("".join(f"{u},{i},{(u + i) % 5 + 1}\n" for u in range(20) for i in range(5)))
+    res = invoke("train", "--data", path, "--sep", ",", "--split", "temporal", "--epochs", "1",
+                 "-q")
+    one_line(res, 1, "temporal split", "no timestamps")
+    from mfcore.data import load_file
+    with pytest.raises(DataError, match="no timestamps"):
+        make_split(load_file(path, sep=","), "temporal")
+
+
+# ---- outputs and searches --------------------------------------------------------------------
+def test_an_empty_save_name_is_refused_before_training(small):
+    data, _ = small
+    one_line(invoke("train", "--data", data, "--epochs", "1", "--save", "", "-q"), 1,
+             "--save", "empty")
+
+
+@pytest.mark.parametrize("how", [["--grid", "epochs=0"], ["--grid", "epochs=0,1"]])
+def test_tune_refuses_untrained_trials(small, how):
+    data, _ = small
+    res = invoke("tune", "--data", data, "--model", "mfb", "--factors", "2", "--jobs", "1",
+                 "--folds", "2", "-q", *how)
+    one_line(res, 1, "epochs=0", "at least 1")
+
+
+def test_compare_says_on_stderr_which_model_failed_and_why(small):
+    data, _ = small
+    res = invoke("compare", "--data", data, "--models", "mf", "--factors", "2", "--epochs", "2",
+                 "--lr", "1e6", "-q")
+    assert res.exit_code == 1
+    line = one_line(res, 1, "1 of 1 run(s) failed", "mf:", "diverged")
+    assert "failed" in res.stdout  # the table marks it too
+    assert line
+
+
+def test_a_malformed_scheduler_address_fails_at_once(small):
+    pytest.importorskip("distributed")
+    data, _ = small
+    res = subprocess.run([sys.executable, "-m", "mfcore", "cv", "--data", str(data), "--model",
+                          "mfb", "--factors", "2", "--epochs", "1", "--folds", "2", "-q",
+                          "--scheduler", "not an address"], capture_output=True, text=True,
+                         timeout=50)  # the half-built client's finaliser used to wait 60 s
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a Dask scheduler address" in lines[0], res.stderr
+
+
+def test_time_input_options_without_time_features_are_refused(small):
+    data, _ = small
+    res = invoke("train", "--data", data, "--model", "nn", "--time-factors", "4", "--epochs",
+                 "1", "-q")
+    one_line(res, 2, "--time-factors", "used only with --time-features")
