@@ -98,8 +98,16 @@ def read_pairs(path, sep=None, with_timestamps=False):
     (:func:`parse_timestamp`); ``timestamps`` is None when it has none. Blank lines are
     skipped; bad lines raise DataError naming the file and line (and column).
     """
+    import os
+    import stat
+
     from .parsers import check_ratings_file
-    check_ratings_file(path, "pairs")  # a FIFO would block, a folder fail
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False
+    if not fifo:  # a pipe being written (<(...), /dev/stdin) is read; a folder or device not
+        check_ratings_file(path, "pairs")
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: drops a BOM
             text = fh.read()

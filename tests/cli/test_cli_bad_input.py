@@ -99,13 +99,30 @@ def test_predict_input_with_a_huge_field_is_one_line(small, tmp_path):
     one_line(res, 1, "line 2:", "field larger than field limit")
 
 
-def test_predict_input_refuses_a_named_pipe_instead_of_blocking(small, tmp_path):
+def test_predict_input_reads_a_pipe_and_refuses_a_folder(small, tmp_path):
+    """A pipe being written (``--input <(...)``, ``/dev/stdin`` in a pipeline) is read like
+    a file; a folder or a device is one error line."""
+    import threading
     if not hasattr(os, "mkfifo"):
         pytest.skip("no named pipes here")
     _, model = small
     fifo = tmp_path / "pairs.fifo"
     os.mkfifo(fifo)
-    one_line(invoke("predict", model, "--input", fifo), 1, "named pipe", "regular file")
+
+    def write():
+        with open(fifo, "w") as fh:
+            fh.write("user,item\n196,242\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    res = invoke("predict", model, "--input", fifo)
+    writer.join(timeout=30)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "user,item,prediction"
+    assert res.stdout.splitlines()[1].startswith("196,242,")
+    one_line(invoke("predict", model, "--input", tmp_path), 2, "--input", "is a directory")
+    if os.path.exists("/dev/null"):
+        one_line(invoke("predict", model, "--input", "/dev/null"), 1, "character device")
 
 
 @pytest.mark.parametrize("option,value", [
