@@ -9,6 +9,7 @@ Ctrl-C prints "interrupted" (exit 130); SIGTERM and SIGHUP print "terminated by 
 (exit 143, 129): both unwind normally, so no temporary file is left behind.
 Heavy imports (numba, pandas) happen inside commands so ``mfcore --help`` stays fast.
 """
+import errno
 import os
 import sys
 
@@ -45,18 +46,24 @@ def _usage_error(exc):
     sys.exit(exc.exit_code)
 
 
-def _output_failed(exc):
-    """Writing failed outside the library's own files (standard output on a full disk):
-    one line, and standard output pointed at the null device so that the interpreter's
-    final flush cannot fail again with a traceback."""
-    try:
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, sys.stdout.fileno())
-        os.close(fd)
-    except Exception:  # no real file descriptor (a test runner's capture): nothing to flush
-        pass
-    where = exc.filename if exc.filename is not None else "standard output"
-    click.echo(f"error: cannot write {_one_line(where)}: {exc.strerror or exc}", err=True)
+#: what a failed write to standard output raises (a full disk or quota, a device error)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EBADF}
+
+
+def _os_error(exc):
+    """An OSError the library did not turn into a message: one line. A failed write to
+    standard output (a full disk) also points standard output at the null device, so that
+    the interpreter's final flush cannot fail again with a traceback."""
+    if exc.filename is None and exc.errno in _WRITE_ERRNOS:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, sys.stdout.fileno())
+            os.close(fd)
+        except Exception:  # no real file descriptor (a test runner's capture): no flush
+            pass
+        click.echo(f"error: cannot write standard output: {exc.strerror}", err=True)
+    else:
+        click.echo(f"error: {_one_line(exc)}", err=True)
     sys.exit(1)
 
 
@@ -81,7 +88,7 @@ class _Group(click.Group):
             except BrokenPipeError:
                 sys.exit(0)
             except OSError as exc:
-                _output_failed(exc)
+                _os_error(exc)
             except Exception as exc:
                 # an interrupt that surfaced as another error (cleanup code failing half-way)
                 interrupt = interrupt_in(exc)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 
 import numpy as np
 
 from ..errors import DataError, ModelError
+from .parsers import check_ratings_file
 from .ratings import format_id
 
 
@@ -19,15 +22,12 @@ def parse_ids(tokens, model_ids, what, where=None):
     target = np.int64 if kind in "iu" else np.float64
     # Python's int() and float() also take "1_96" and non-ASCII digits: the ids of a
     # ratings file are plain ASCII numbers, and so must these be
-    plain = _INT_CHARS if kind in "iu" else _FLOAT_CHARS
-    if not set("".join(tokens.tolist())) <= plain:
-        strict = _plain_int if kind in "iu" else _plain_float
-    else:
-        strict = int if kind in "iu" else float
+    if set("".join(tokens.tolist())) <= (_INT_CHARS if kind in "iu" else _FLOAT_CHARS):
         try:
             return tokens.astype(target)
         except (ValueError, OverflowError):
             pass
+    strict = _plain_int if kind in "iu" else _plain_float
     for j, tok in enumerate(tokens):
         try:
             target(strict(tok))
@@ -98,10 +98,6 @@ def read_pairs(path, sep=None, with_timestamps=False):
     (:func:`parse_timestamp`); ``timestamps`` is None when it has none. Blank lines are
     skipped; bad lines raise DataError naming the file and line (and column).
     """
-    import os
-    import stat
-
-    from .parsers import check_ratings_file
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
