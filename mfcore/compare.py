@@ -75,6 +75,40 @@ def notebook_model(name, k, seed=0):
     return create_model_at(name, k, seed=seed)
 
 
+def fit_keywords(optimizer=None, *, epochs=None, batch_size=None, lr=None, shuffle="epoch",
+                 threads=1, early_stopping=None, samples=None, burn_in=None) -> dict:
+    """The keyword options :func:`compare` passes to each ``fit`` besides ``optimizer``:
+    for ``"mcmc"`` the sampler's, plus any gradient option that differs from its default
+    (which ``fit`` then refuses); else the gradient ones (samples or burn_in: ModelError)."""
+    if optimizer == "mcmc":
+        fit_kw = {"samples": samples, "burn_in": burn_in}
+        fit_kw.update({k: v for k, v, d in (("epochs", epochs, None),
+                                            ("batch_size", batch_size, None),
+                                            ("lr", lr, None), ("shuffle", shuffle, "epoch"),
+                                            ("threads", threads, 1),
+                                            ("early_stopping", early_stopping, None)) if v != d})
+    else:
+        fit_kw = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "shuffle": shuffle,
+                  "threads": threads, "early_stopping": early_stopping}
+        if samples is not None or burn_in is not None:
+            raise ModelError("samples and burn_in apply to optimizer='mcmc' only")
+    return fit_kw
+
+
+def check_configs(models, factors, seed=0, *, validation=True, **fit):
+    """ModelError, before anything trains, when a model at a ``factors`` value would refuse
+    its hyper-parameters or the fit options ``fit`` (see :meth:`RatingModel.check_fit`);
+    the message names the model."""
+    from .models import has_factors
+    for name in models:
+        for k in (factors if has_factors(name) else factors[:1]):
+            try:
+                notebook_model(name, k, seed).check_fit(validation=validation, **fit)
+            except ModelError as exc:
+                at = f" (k={k})" if has_factors(name) else ""
+                raise ModelError(f"{name}{at}: {exc}; nothing was trained") from None
+
+
 def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epochs=None,
             batch_size=None, optimizer=None, lr=None, seed=0, repeats=1, shuffle="epoch",
             threads=1, early_stopping=None, samples=None, burn_in=None, log=None, progress=None,
@@ -88,8 +122,10 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
     and dropout) and report the per-epoch mean, with each run kept in ``runs``: one Keras
     run is one draw from a spread as wide as 0.05 in early epochs, so means compare better.
     Returns a list of :class:`CompareResult` in the order trained. ``log(line)`` receives the
-    per-epoch lines (default: silent). With ``keep_going`` a model that fails (e.g.
-    diverges) is recorded with its error and the others still run.
+    per-epoch lines (default: silent). Every model's settings are checked first
+    (:func:`check_configs`): one that would refuse them raises ModelError before anything
+    trains. With ``keep_going`` a model that fails while training (e.g. diverges) is
+    recorded with its error and the others still run.
     ``optimizer="mcmc"`` samples each model (samples, burn_in: see
     :func:`mfcore.engine.mcmc.mcmc_options`); the gradient options are then passed on only
     when they differ from this function's defaults (and so are refused by ``fit``).
@@ -97,18 +133,11 @@ def compare(train, validation, *, models=NOTEBOOK_MODELS, factors=(10, 50), epoc
     if not (isinstance(repeats, int) and repeats >= 1):
         raise ModelError(f"repeats must be a positive integer, got {repeats!r}")
     from .models import has_factors
-    if optimizer == "mcmc":
-        fit_kw = {"samples": samples, "burn_in": burn_in}
-        fit_kw.update({k: v for k, v, d in (("epochs", epochs, None),
-                                            ("batch_size", batch_size, None),
-                                            ("lr", lr, None), ("shuffle", shuffle, "epoch"),
-                                            ("threads", threads, 1),
-                                            ("early_stopping", early_stopping, None)) if v != d})
-    else:
-        fit_kw = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "shuffle": shuffle,
-                  "threads": threads, "early_stopping": early_stopping}
-        if samples is not None or burn_in is not None:
-            raise ModelError("samples and burn_in apply to optimizer='mcmc' only")
+    fit_kw = fit_keywords(optimizer, epochs=epochs, batch_size=batch_size, lr=lr,
+                          shuffle=shuffle, threads=threads, early_stopping=early_stopping,
+                          samples=samples, burn_in=burn_in)
+    check_configs(models, factors, seed, validation=validation is not None,
+                  optimizer=optimizer, **fit_kw)
     results = []
     for name in models:
         for k in (factors if has_factors(name) else factors[:1]):
@@ -186,6 +215,7 @@ def compare_folds(folds, *, models=NOTEBOOK_MODELS, factors=(10, 50), seed=0, lo
     fold_set = FoldSet(pairs=[(train, test) for _, train, test in folds],
                        names=[name for name, _, _ in folds])
     fit = {k: v for k, v in fit.items() if v is not None}
+    check_configs(models, factors, seed, **fit)
     out = []
     for name in models:
         for k in (factors if has_factors(name) else factors[:1]):

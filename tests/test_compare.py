@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfcore.cli import main
+from mfcore.errors import ModelError
 from mfcore.compare import compare, format_markdown, format_table, notebook_model, ranked
 from parity import load_reference, parity_violations
 
@@ -136,3 +137,25 @@ def test_each_curve_is_printed_once_in_a_terminal(data_home):
     text = b"".join(chunks).decode()
     assert text.count("Epoch 1/2") == 2 and text.count("Epoch 2/2") == 2, text
     assert "rank" in text
+
+
+def test_settings_a_model_refuses_stop_compare_before_anything_trains(ml100k_split, data_home):
+    """A model that cannot take the options (nn has no Gibbs sampler; threads need per-sample
+    SGD) is named at once, not reported as a failed run after the others trained."""
+    train, val = ml100k_split
+    logged = []
+    with pytest.raises(ModelError, match=r"^nn \(k=10\): optimizer 'mcmc' supports .*nothing "
+                                         r"was trained$"):
+        compare(train, val, models=["mfb", "nn"], factors=[10], optimizer="mcmc", samples=5,
+                log=logged.append)
+    assert logged == []
+    runner = CliRunner()
+    for args in (["--models", "mfb,nn", "--optimizer", "mcmc", "--samples", "5"],
+                 ["--models", "mfb,nn", "--optimizer", "mcmc", "--folds", "u1,u2"],
+                 ["--models", "mfb,mfbs", "--factors", "3", "--threads", "2"]):
+        res = runner.invoke(main, ["compare", "--dataset", "ml-100k", *args])
+        assert res.exit_code == 1, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") \
+            and lines[0].endswith("nothing was trained"), res.output
+        assert "ml-100k:" not in res.output          # refused before the data was read

@@ -81,7 +81,8 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
           --folds u1,u2,u3,u4,u5
     """
     from ..compare import (NOTEBOOK_MODELS, compare as run_compare, format_json,
-                           format_markdown, format_table, plot_curves)
+                           format_markdown, format_table, plot_curves,
+                           check_configs, fit_keywords)
     from ..registry import MODELS
 
     if as_json and markdown:
@@ -94,6 +95,11 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
     if unknown:
         raise click.BadParameter(f"unknown model {unknown[0]!r}; choose from "
                                  f"{', '.join(MODELS)}", param_hint="--models")
+    # every model's settings before any data is read or anything trains
+    check_configs(models, factors, seed, optimizer=optimizer,
+                  **fit_keywords(optimizer, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 shuffle=shuffle, threads=threads, early_stopping=patience,
+                                 samples=samples, burn_in=burn_in))
     if plot_path:
         try:
             from matplotlib.backend_bases import FigureCanvasBase

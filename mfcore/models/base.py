@@ -340,14 +340,31 @@ class RatingModel:
         if kwargs.get("optimizer") == "mcmc":
             from . import bayes
             return bayes.fit(self, train, validation, **kwargs)
-        given = [k for k in ("samples", "burn_in") if k in kwargs]
-        if given:
-            raise ModelError(f"{given[0]} applies to optimizer='mcmc' only")
-        trainer.fit_options(self, validation, **kwargs)     # bad options: keep any posterior
+        self._check_gradient_options(validation is not None, kwargs)  # keeps any posterior
         self._sampler_defaults = False
         self.posterior_ = None
         trainer.fit(self, train, validation, **kwargs)
         return self.history_
+
+    def check_fit(self, *, validation=True, **kwargs):
+        """Raise :class:`ModelError` for what ``fit(..., **kwargs)`` would refuse before
+        reading any data: a bad hyper-parameter, an unknown or unsuited optimizer, a bad
+        option (epochs, lr, samples, ...). ``validation``: whether fit will be given
+        validation data (early stopping needs it). Trains nothing; returns None."""
+        self._check()
+        if kwargs.get("optimizer") == "mcmc":
+            from . import bayes
+            from ..engine import mcmc
+            bayes.check_supported(self)
+            mcmc.mcmc_options(self, **kwargs)
+        else:
+            self._check_gradient_options(validation, kwargs)
+
+    def _check_gradient_options(self, has_validation, kwargs):
+        given = [k for k in ("samples", "burn_in") if k in kwargs]
+        if given:
+            raise ModelError(f"{given[0]} applies to optimizer='mcmc' only")
+        trainer.fit_options(self, True if has_validation else None, **kwargs)
 
     def _pre_fit_state(self):
         """What :meth:`_return_to` needs to undo a ``fit`` that failed: the attributes (a
