@@ -10,6 +10,7 @@ Ctrl-C prints "interrupted" (exit 130); SIGTERM and SIGHUP print "terminated by 
 Heavy imports (numba, pandas) happen inside commands so ``mfcore --help`` stays fast.
 """
 import errno
+import io
 import os
 import sys
 
@@ -67,11 +68,27 @@ def _os_error(exc):
     sys.exit(1)
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the process started without one (``>&-``): writing to it is
+    an error (EBADF, reported by :func:`_os_error`), where Python would drop the text
+    silently and exit 0. A command that prints nothing still succeeds."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if text:
+            raise OSError(errno.EBADF, "it is closed")
+        return 0
+
+
 class _Group(click.Group):
     """A click group that turns library errors into one clean line and exit code 1, and
     interrupts (Ctrl-C, SIGTERM, SIGHUP) into one line and 128 + the signal number."""
 
     def invoke(self, ctx):
+        if sys.stdout is None:
+            sys.stdout = _ClosedStdout()
         with signals_as_exceptions():
             try:
                 rv = super().invoke(ctx)

@@ -64,6 +64,24 @@ def test_an_unwritable_standard_output_is_one_line_not_a_traceback(small):
         "error: cannot write standard output: No space left on device"]
 
 
+def test_a_closed_standard_output_fails_only_when_output_is_lost(small, tmp_path):
+    """Started with stdout closed (``>&-``), Python would drop the prediction and exit 0."""
+    _, model = small
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "mfcore", *args], stdout=None,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    res = run("predict", str(model), "--user", "196", "--item", "242")
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == ["error: cannot write standard output: it is closed"]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item\n196,242\n")
+    out = tmp_path / "out.csv"
+    res = run("predict", str(model), "--input", str(pairs), "--output", str(out))
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert out.read_text().startswith("user,item")
+
+
 # ---- predict --input -----------------------------------------------------------------------
 def _pairs(tmp_path, text, name="pairs.csv"):
     path = tmp_path / name
