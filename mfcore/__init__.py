@@ -14,7 +14,7 @@ Library use::
 
 Names are imported lazily so that ``import mfcore`` (and ``mfcore --help``) stays fast.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Ratings": "mfcore.data.ratings",

@@ -27,3 +27,15 @@ def test_no_function_outside_the_cli_takes_more_than_20_parameters():
 def test_the_rule_sees_the_compiled_core():
     names = {name.split()[1] for name, _ in _functions()}
     assert {"run_batches", "forward_backward", "emit", "fit_options"} <= names
+
+
+def test_the_version_is_stated_once_for_both_readers():
+    """``mfcore --version`` (the installed metadata) and ``mfcore.__version__`` agree with
+    pyproject.toml."""
+    import tomllib
+    from importlib.metadata import version
+
+    import mfcore
+    with open(PACKAGE.parent / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["version"]
+    assert mfcore.__version__ == declared == version("mfcore")

@@ -1,6 +1,6 @@
 """Model files: ``.npz`` of plain arrays plus JSON metadata; no pickle, validated on load.
 
-Layout version 2 (written by this mfcore)::
+Layout version 2 (written by mfcore 0.2.0)::
 
     meta               uint8 bytes of a JSON object: format "mfcore-model", version 2,
                        model (CLI name), params, epochs_trained, global_mean, rating_min,
