@@ -95,11 +95,6 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
     if unknown:
         raise click.BadParameter(f"unknown model {unknown[0]!r}; choose from "
                                  f"{', '.join(MODELS)}", param_hint="--models")
-    # every model's settings before any data is read or anything trains
-    check_configs(models, factors, seed, optimizer=optimizer,
-                  **fit_keywords(optimizer, epochs=epochs, batch_size=batch_size, lr=lr,
-                                 shuffle=shuffle, threads=threads, early_stopping=patience,
-                                 samples=samples, burn_in=burn_in))
     if plot_path:
         try:
             from matplotlib.backend_bases import FigureCanvasBase
@@ -127,6 +122,11 @@ def compare(dataset, data, sep, header, models, factors, split, split_seed, trai
         check_grouplens_source(dataset, data, default_dataset="ml-1m")
     elif jobs > 1:
         raise click.UsageError("--jobs goes with --folds")
+    # every model's settings before any data is read or anything trains
+    check_configs(models, factors, seed, optimizer=optimizer,
+                  **fit_keywords(optimizer, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 shuffle=shuffle, threads=threads, early_stopping=patience,
+                                 samples=samples, burn_in=burn_in))
     ratings = load_from_options(dataset, data, sep, header, default_dataset="ml-1m",
                                 quiet=quiet)
     if not quiet:
