@@ -52,7 +52,7 @@ class CompareResult:
             return None
         n = len(self.history.get("val_loss", []))
         vals = [[r["val_loss"][e] for r in self.runs] for e in range(n)]
-        return [statistics.pstdev(v) for v in vals]
+        return [statistics.stdev(v) for v in vals]
 
     def as_dict(self):
         return {"model": self.model, "factors": self.factors, "params": self.params,

@@ -12,8 +12,8 @@ reproducible, in this process, on local cores or on a Dask cluster.
 (k-fold, or one holdout part); give it the *training* part of a split, and keep the test
 part for reporting the refitted best. Each (trial, fold) pair is one task: the model is
 trained on the fold's training rows and scored (RMSE, MAE) on its held-out rows after
-its last epoch; a trial's figure is the mean over its folds (``*_std``: the population
-standard deviation over the folds, as Surprise and scikit-learn report it). With
+its last epoch; a trial's figure is the mean over its folds (``*_std``: the sample
+standard deviation over the folds, n - 1 in the denominator, as ``compare --folds``). With
 ``early_stopping=PATIENCE`` each task carves an inner validation split (``inner``, 10%
 of the fold's training rows, seeded) and stops on it, so the held-out rows never choose
 an epoch; the epochs it kept are reported, and :meth:`SearchResult.refit` trains that
@@ -516,7 +516,7 @@ def _folds_for(data, folds, holdout, seed):
 
 
 def _mean_std(values):
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _trial_record(index, searched, results, folds: FoldSet):

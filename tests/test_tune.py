@@ -176,7 +176,7 @@ def test_grid_search_ranks_every_combination(small):
     assert len(frame) == 4 and frame["rmse"].is_monotonic_increasing
     for rec in r.records:  # a trial's figure is the mean of its folds
         assert rec["rmse"] == pytest.approx(np.mean([f["rmse"] for f in rec["folds"]]))
-        assert rec["rmse_std"] == pytest.approx(np.std([f["rmse"] for f in rec["folds"]]))
+        assert rec["rmse_std"] == pytest.approx(np.std([f["rmse"] for f in rec["folds"]], ddof=1))
     d = r.as_dict()
     assert set(d) >= {"trials", "best", "retried"} and d["trials"][0]["params"]
     assert "retried: 0 of 8 tasks" in format_table(r) and format_markdown(r).startswith("| rank")

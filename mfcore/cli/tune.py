@@ -172,8 +172,9 @@ def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr
                            scheduler=scheduler, retries=retries, progress=progress, **fit)
     wall = time.perf_counter() - t0
     ok = frame[frame["error"].isna()]
-    summary = {m: (float(ok[m].mean()), float(ok[m].std(ddof=0))) if len(ok) else
-               (math.nan, math.nan) for m in ("rmse", "mae")}
+    # the sample standard deviation over the folds, as compare --folds and the tune trials
+    summary = {m: (float(ok[m].mean()), float(ok[m].std(ddof=1)) if len(ok) > 1 else 0.0)
+               if len(ok) else (math.nan, math.nan) for m in ("rmse", "mae")}
     retried = frame.attrs["retried"]
     if as_json:
         click.echo(_dumps({"model": model.name, "params": model.get_params(), "fit": fit,
