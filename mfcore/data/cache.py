@@ -194,7 +194,7 @@ def cache_file_for(source, tag: str = "") -> Path | None:
     base = user_cache_dir() / "parsed"
     if not ensure_writable_dir(base):
         return None
-    digest = hashlib.sha256(str(source).encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(os.fsencode(str(source))).hexdigest()[:16]
     return base / f"{source.name}-{digest}{suffix}{CACHE_SUFFIX}"
 
 

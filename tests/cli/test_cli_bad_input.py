@@ -235,3 +235,31 @@ def test_time_input_options_without_time_features_are_refused(small):
     res = invoke("train", "--data", data, "--model", "nn", "--time-factors", "4", "--epochs",
                  "1", "-q")
     one_line(res, 2, "--time-factors", "used only with --time-features")
+
+
+def test_file_names_that_are_not_utf8_work(small, tmp_path):
+    """A POSIX file name is bytes: one with a byte that is not UTF-8 (Latin-1's ÿ) trains,
+    saves, loads and is named in errors, where the cache key's hash raised
+    UnicodeEncodeError (a real process: the name reaches argv as bytes)."""
+    data, _ = small
+    folder = os.fsencode(tmp_path)
+    good, bad, model = (folder + name for name in (b"/ratings\xff.tsv", b"/bad\xff.tsv",
+                                                    b"/model\xff.npz"))
+    with open(data, "rb") as src, open(good, "wb") as dst:
+        dst.write(src.read())
+    with open(bad, "wb") as dst:
+        dst.write(b"196\t242\t3\t881250949\nx\t1\t1\t1\n")
+
+    def run(*args):
+        return subprocess.run([os.fsencode(sys.executable), b"-m", b"mfcore", *args],
+                              capture_output=True)
+    res = run(b"train", b"--data", good, b"--model", b"mfb", b"--factors", b"2", b"--epochs",
+              b"1", b"-q", b"--save", model)
+    assert res.returncode == 0 and res.stdout.rstrip().endswith(b"model\xff.npz"), res.stderr
+    res = run(b"predict", model, b"--user", b"196", b"--item", b"242")
+    assert res.returncode == 0 and float(res.stdout) > 0, res.stderr
+    res = run(b"train", b"--data", bad, b"--model", b"mfb", b"--epochs", b"1")
+    assert res.returncode == 1 and b"Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()    # stderr escapes the byte: bad\udcff.tsv
+    assert len(lines) == 1 and lines[0].endswith(
+        b"/bad\\udcff.tsv, line 2, column 1: user 'x' is not an integer"), res.stderr
