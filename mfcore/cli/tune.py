@@ -302,19 +302,28 @@ def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_na
     if not quiet and n_random is not None and space is None:
         log(f"space (the default): {format_space(result.space)}")
     out = result.as_dict()
+    failed = [t for t in out["trials"] if t.get("error")]
+    given_save = save_path
+    if save_path and failed and len(failed) == len(out["trials"]):
+        save_path = None    # nothing to refit: the table and the error below say why
     if save_path:
         out["refit"] = _refit(result, train, test, ratings, dataset, data, sep, header, split,
                               split_seed, train_fraction, save_path, log)
     if as_json:
         click.echo(_dumps(out))
-        return
-    click.echo(format_markdown(result) if markdown else format_table(result))
-    if save_path:
+    else:
+        click.echo(format_markdown(result) if markdown else format_table(result))
+    if save_path and not as_json:
         r = out["refit"]
         test_part = (f"; on the {r['n_test']:,} held-out ratings: RMSE {r['test_rmse']:.4f}, "
                      f"MAE {r['test_mae']:.4f}") if r["n_test"] else ""
         click.echo(f"refit: the best on all {r['n_train']:,} training ratings, "
                    f"{r['epochs']} epochs{test_part}; saved to {save_path}")
+    if failed and len(failed) == len(out["trials"]):
+        first = str(failed[0]["error"]).splitlines()[0]
+        click.echo(f"error: every trial failed ({len(failed)}); the first: {first}"
+                   + ("; nothing was saved" if given_save else ""), err=True)
+        raise SystemExit(1)
 
 
 def _search(search, log, model_name, train, grid, n_random, space, folds, holdout, metric,

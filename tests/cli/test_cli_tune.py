@@ -281,3 +281,20 @@ def test_ctrl_c_cancels_the_workers_and_exits_130(data_home, tmp_path):
     assert "Traceback" not in err and out == ""
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
+
+
+def test_a_search_where_every_trial_failed_exits_1(run, tmp_path):
+    """The table (or JSON) still shows each trial's error, stderr says so in one line, and
+    --save writes nothing; a search with one good trial still succeeds."""
+    args = ("tune", "--dataset", "ml-100k", "--model", "mfb", "--epochs", "1", "--folds", "2",
+            "--jobs", "1", "-q")
+    save = tmp_path / "best.npz"
+    for extra in ((), ("--json",), ("--save", save)):
+        res = run(*args, "--grid", "lr=1e6", *extra)
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+        assert res.stderr.startswith("error: every trial failed (1); the first: training "
+                                     "diverged")
+        assert "diverged" in res.stdout and not save.exists()
+    res = run(*args, "--grid", "lr=1e6,1e-3", "--save", save)
+    assert res.exit_code == 0 and save.exists()
