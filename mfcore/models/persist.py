@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import zipfile
 
 import numpy as np
 
@@ -99,11 +101,43 @@ def save_model(model, path, keep_samples=None) -> str:
     return path
 
 
+def _check_regular(path):
+    """ModelError unless ``path`` is a regular file (or absent: np.load says so): a model
+    archive is read by seeking, so a pipe would block and a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device")
+        raise ModelError(f"{path}: is {kind}, not a model file (a model is an .npz archive, "
+                         f"read from a regular file)")
+
+
+def _unreadable_member(name, exc) -> str:
+    """Why the archive member ``name`` could not be read, in words (one line)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, ValueError) and "allow_pickle" in text:
+        return (f"not an mfcore model file: its array {name!r} holds Python objects "
+                f"(refused: loading them could run code)")
+    if isinstance(exc, zipfile.BadZipFile):
+        why = f"is damaged ({text})"
+    elif isinstance(exc, RuntimeError) and ("password" in text or "encrypt" in text):
+        why = "is encrypted"
+    elif isinstance(exc, MemoryError):
+        why = "declares a shape too large to hold in memory"
+    else:
+        why = f"cannot be read ({text})"
+    return f"a corrupt model file: its array {name!r} {why}"
+
+
 class _File:
     """The arrays and metadata of one model file, with checks that name the file."""
 
     def __init__(self, path):
         self.path = path
+        _check_regular(path)
         try:
             z = np.load(path, allow_pickle=False)
         except FileNotFoundError:
@@ -116,11 +150,12 @@ class _File:
             raise ModelError(f"{path}: not an mfcore model file (a single array, not a "
                              f"model archive)")
         with z:
-            try:
-                self.arrays = {k: z[k] for k in z.files}
-            except Exception:
-                raise ModelError(f"{path}: not an mfcore model file (an array it holds "
-                                 f"cannot be read without pickle)") from None
+            self.arrays = {}
+            for k in z.files:
+                try:
+                    self.arrays[k] = z[k]
+                except Exception as exc:
+                    raise ModelError(f"{path}: {_unreadable_member(k, exc)}") from None
         raw = self.arrays.pop("meta", None)
         try:
             meta = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
