@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import DataError, DownloadError
 from ..progress import Progress
 from . import cache as _cache
-from .parsers import (DEFAULT_RATING_RANGE, check_ratings_file, densify, normalize_sep,
-                      parse_ratings_file, read_titles)
+from .parsers import (DEFAULT_RATING_RANGE, check_rating_range, check_ratings_file, densify,
+                      normalize_sep, parse_ratings_file, read_titles)
 from .ratings import Ratings, SourceDigest, format_id
 
 __all__ = ["DatasetSpec", "BUILTIN_DATASETS", "load_dataset", "download_dataset", "load_file",
@@ -215,6 +215,7 @@ def load_file(path, sep=None, header=None, columns=None, name=None,
 
     Raises :class:`~mfcore.errors.DataError` (file, line, column) on malformed input.
     """
+    check_rating_range(rating_range)
     return _load_parsed(path, sep=sep, header=header, columns=columns,
                         rating_range=rating_range, name=name, cache=cache)
 
@@ -228,6 +229,7 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
     ratings must be finite and inside ``rating_range``. ``timestamp_col`` (seconds, or a
     datetime column) defaults to ``"timestamp"`` when such a column exists, else zeros.
     """
+    check_rating_range(rating_range)
     cols = list(df.columns)
     if timestamp_col is None and "timestamp" in cols:
         timestamp_col = "timestamp"
@@ -256,6 +258,12 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
                 pos, label = row_label(arr != np.floor(arr))
                 raise DataError(f"{role} id {format_id(arr[pos])} at row {pos} (index "
                                 f"{format_id(label)}) is not an integer", name)
+        if arr.dtype.kind in "fu" and len(arr) and np.any(arr >= 2 ** 63):
+            pos, label = row_label(arr >= 2 ** 63)
+            raise DataError(f"{role} id {format_id(arr[pos])} at row {pos} (index "
+                            f"{format_id(label)}) is too large: integer ids must be at most "
+                            f"{2 ** 63 - 1:,} (2^63 - 1)", name)
+        if arr.dtype.kind in "fu":
             arr = arr.astype(np.int64)
         if arr.dtype.kind in "iu" and len(arr) and arr.min() < 0:
             pos, label = row_label(arr < 0)

@@ -555,12 +555,24 @@ def parse_ratings_file(path, sep=None, header=None, columns=None,
         del buf
 
 
+def check_rating_range(rating_range):
+    """``(lo, hi)`` as floats (``None``: unbounded); DataError unless it is a pair of
+    numbers with lo < hi (a reversed pair would blame every rating)."""
+    if rating_range is None:
+        return -np.inf, np.inf
+    try:
+        lo, hi = (float(v) for v in rating_range)
+    except (TypeError, ValueError):
+        raise DataError(f"rating_range must be a pair (lo, hi) of numbers, got "
+                        f"{rating_range!r}") from None
+    if not lo < hi:
+        raise DataError(f"rating_range must have lo < hi, got {rating_range!r}")
+    return lo, hi
+
+
 def _parse(buf, sep, header, columns, rating_range, source):
     sep = normalize_sep(sep)
-    if rating_range is not None:
-        lo, hi = float(rating_range[0]), float(rating_range[1])
-    else:
-        lo, hi = -np.inf, np.inf
+    lo, hi = check_rating_range(rating_range)
     _check_text(buf, source)
     bom = 3 if bytes(buf[:3]) == b"\xef\xbb\xbf" else 0  # a UTF-8 byte-order mark
     head = _head_after_blanks(buf, bom)

@@ -106,6 +106,13 @@ def per_user_holdout_split(ratings: Ratings, fraction: float = 0.2, n: int | Non
     return ratings.subset(~test), ratings.subset(test)
 
 
+def _require_timestamps(ratings: Ratings, what: str):
+    """DataError when ``ratings`` (non-empty) carry no time: every timestamp is 0."""
+    if len(ratings) and not np.any(ratings.timestamps != 0):
+        raise DataError(f"{what}, and {ratings.name or 'the ratings'} have no timestamps "
+                        f"(every timestamp is 0): split them at random instead")
+
+
 def temporal_split(ratings: Ratings, train_fraction: float = 0.8):
     """Split by time: the oldest ``round(train_fraction * n)`` ratings train, the rest test.
 
@@ -113,6 +120,7 @@ def temporal_split(ratings: Ratings, train_fraction: float = 0.8):
     Returns ``(train, test)``, each in file order.
     """
     train_fraction = _check_fraction(train_fraction, "train_fraction")
+    _require_timestamps(ratings, "a temporal split trains on the oldest ratings")
     n = len(ratings)
     order = np.argsort(ratings.timestamps, kind="stable")
     n_train = int(round(train_fraction * n))
@@ -158,6 +166,7 @@ def per_user_temporal_split(ratings: Ratings, fraction: float = 0.2, min_train: 
     ``min_train`` in training. The protocol for judging time-aware models: predict what
     users rated next. Returns ``(train, test)``, each in file order."""
     fraction = _check_fraction(fraction, "fraction")
+    _require_timestamps(ratings, "the temporal split holds out each user's latest ratings")
     n = len(ratings)
     if n == 0:
         empty = np.zeros(0, dtype=bool)
@@ -186,10 +195,6 @@ def make_split(ratings: Ratings, split: str = "random", train_fraction: float = 
     if split == "random":
         return random_split(ratings, train_fraction=train_fraction, seed=seed)
     if split == "temporal":
-        if len(ratings) and not np.any(ratings.timestamps != 0):
-            raise DataError(f"the temporal split holds out each user's latest ratings, and "
-                            f"{ratings.name or 'the ratings'} have no timestamps (every "
-                            f"timestamp is 0): split them at random instead")
         return per_user_temporal_split(ratings, fraction=1.0 - float(train_fraction))
     if str(split).lower() in GROUPLENS_FOLDS:
         return grouplens_fold(ratings, split)

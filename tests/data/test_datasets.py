@@ -604,3 +604,23 @@ def test_progress_draws_counts_percent_rate_and_throttles(monkeypatch):
 def test_random_split_reference_counts_here_too(ml100k):
     train, val = random_split(ml100k, 0.8, seed=0)
     assert (len(train), len(val)) == (80_184, 19_816)
+
+
+def test_ids_beyond_64_bit_signed_and_reversed_rating_ranges_are_refused(ml100k_path):
+    """uint64 ids from 2^63 up (and floats as large) would wrap to negative int64 ids; a
+    reversed rating_range would blame the first rating instead of the argument."""
+    import pandas as pd
+
+    from mfcore.data import from_dataframe, load_file
+    for ids in (np.array([2 ** 64 - 1, 1], np.uint64), np.array([2.0 ** 63, 1.0])):
+        with pytest.raises(DataError, match=r"user id .* at row 0 \(index 0\) is too large"):
+            from_dataframe(pd.DataFrame({"user": ids, "item": [1, 2], "rating": [4.0, 3.0]}))
+    top = from_dataframe(pd.DataFrame({"user": np.array([2 ** 63 - 1, 1], np.uint64),
+                                       "item": [1, 2], "rating": [4.0, 3.0]}))
+    assert top.user_ids.tolist() == [1, 2 ** 63 - 1]
+    for bad in ((5, 1), (3, 3), (1,), ("a", "b")):
+        with pytest.raises(DataError, match="rating_range must"):
+            load_file(ml100k_path, rating_range=bad, cache=False)
+        with pytest.raises(DataError, match="rating_range must"):
+            from_dataframe(pd.DataFrame({"user": [1], "item": [1], "rating": [4.0]}),
+                           rating_range=bad)

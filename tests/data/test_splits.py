@@ -95,3 +95,16 @@ def test_temporal_split_real_data(ml100k):
     train, test = temporal_split(ml100k, 0.8)
     assert (len(train), len(test)) == (80_000, 20_000)
     assert train.timestamps.max() <= test.timestamps.min()
+
+
+def test_the_library_temporal_splits_refuse_ratings_without_time():
+    """Every timestamp 0 (a DataFrame without a timestamp column): a temporal split would
+    be file order under another name."""
+    import pandas as pd
+
+    from mfcore.data import from_dataframe, per_user_temporal_split
+    r = from_dataframe(pd.DataFrame({"user": [1, 2, 3, 1], "item": [1, 2, 3, 2],
+                                     "rating": [4.0, 3.0, 2.0, 5.0]}))
+    for split in (lambda: temporal_split(r), lambda: per_user_temporal_split(r)):
+        with pytest.raises(DataError, match="no timestamps .*split them at random instead"):
+            split()
