@@ -62,3 +62,25 @@ def check_bins(value, what="bins"):
     return int(value)
 #: sweeps of the Gibbs sampler, burn-in or kept (optimizer "mcmc")
 MAX_SWEEPS = 1_000_000
+
+
+_PLAIN_FLOAT_CHARS = frozenset("0123456789+-.eE")
+
+
+def plain_int(text) -> int:
+    """``int(text)`` for plain ASCII integers only (an optional sign and digits: no ``_``
+    separators, no other scripts' digits, both of which ``int`` takes); ValueError
+    otherwise. Surrounding whitespace is ignored."""
+    t = str(text).strip()
+    if not (t.isascii() and t.lstrip("+-").isdigit() and len(t) - len(t.lstrip("+-")) <= 1):
+        raise ValueError(f"not a plain integer: {t!r}")
+    return int(t)
+
+
+def plain_float(text) -> float:
+    """``float(text)`` for plain ASCII numbers only (digits, sign, point, exponent);
+    ValueError otherwise (``float`` also takes ``1_0``, other scripts' digits, inf, nan)."""
+    t = str(text).strip()
+    if not t or not set(t) <= _PLAIN_FLOAT_CHARS:
+        raise ValueError(f"not a plain number: {t!r}")
+    return float(t)

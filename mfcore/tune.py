@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import registry
-from .bounds import MAX_FOLDS, MAX_TRIALS
+from .bounds import MAX_FOLDS, MAX_TRIALS, plain_float, plain_int
 from .errors import MfcoreError, ModelError
 
 __all__ = ["search", "cross_validate", "SearchResult", "parse_grid", "parse_space",
@@ -149,11 +149,11 @@ def parse_value(text: str):
     if low in ("none", "null"):
         return None
     try:
-        return int(t)
+        return plain_int(t)
     except ValueError:
         pass
     try:
-        v = float(t)
+        v = plain_float(t)
     except ValueError:
         return t
     return v if math.isfinite(v) else t
@@ -485,7 +485,7 @@ def _check_fit(fit, where="fit option"):
 
 def _check_config(name, params, fit, label):
     """Build the model and resolve the fit options of one configuration, so that a bad
-    value fails before any work starts (one line naming the trial)."""
+    value fails before any work starts: SpaceError naming the trial."""
     from .engine.trainer import fit_options
     from .models import create_model
     try:
@@ -501,8 +501,8 @@ def _check_config(name, params, fit, label):
             if o.epochs < 1:  # fit allows 0 (build only); a search would rank untrained models
                 raise ModelError(f"epochs must be at least 1 to compare trained models, got "
                                  f"{o.epochs}")
-    except MfcoreError as exc:
-        raise type(exc)(f"{label}: {exc}") from None
+    except MfcoreError as exc:     # a value of the grid or space the model refuses
+        raise SpaceError(f"{label}: {exc}") from None
 
 
 def _folds_for(data, folds, holdout, seed):

@@ -8,7 +8,7 @@ import click
 from .. import registry
 from ..bounds import MAX_FACTORS
 from . import main
-from .options import BATCH, REPEATS, SEED, THREADS, int_list
+from .options import BATCH, REPEATS, SEED, THREADS, IntRange, int_list
 
 #: the most ratings the synthetic ml-1m-shaped set can hold (6,040 users x 3,706 items)
 MAX_RATINGS = 6040 * 3706
@@ -30,7 +30,7 @@ def _ints(ctx, param, value):
 
 
 @main.command()
-@click.option("--ratings", "n_ratings", type=click.IntRange(1, MAX_RATINGS), default=1_000_209,
+@click.option("--ratings", "n_ratings", type=IntRange(1, MAX_RATINGS), default=1_000_209,
               show_default=True, help="Size of the synthetic ml-1m-shaped data set "
               "(6,040 users, 3,706 items); epochs run over its 80% training split.")
 @click.option("--models", callback=_names, default=None, metavar="LIST",
@@ -87,6 +87,9 @@ def bench(n_ratings, models, optimizers, factors, repeat, batch_size, seed, vs_k
             raise click.BadParameter(f"unknown optimizer {opt!r}; choose from "
                                      f"{', '.join(registry.OPTIMIZERS)}",
                                      param_hint="--optimizers")
+        if registry.optimizer(opt).code == registry.MCMC:
+            raise click.BadParameter("mcmc samples instead of training epochs: time its sweeps "
+                                     "with benchmarks/bench_mcmc.py", param_hint="--optimizers")
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = run_bench(n_ratings=n_ratings, models=models, optimizers=optimizers,
                        factors=factors, repeat=repeat, batch_size=batch_size, seed=seed,

@@ -18,13 +18,34 @@ BUILTIN_NAMES = registry.DATASETS
 
 
 # ---- bounded numbers: every numeric option gets a range (usage error, exit 2) ----------
+class IntRange(click.IntRange):
+    """click's IntRange for plain ASCII integers only: ``int`` (and so click) also takes
+    ``1_0`` and other scripts' digits (``١٠``)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                bounds.plain_int(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a plain integer (ASCII digits, an optional sign)",
+                          param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class _Finite(click.FloatRange):
-    """A FloatRange that also refuses NaN and infinities (click's lets NaN through)."""
+    """A FloatRange for plain ASCII numbers that also refuses NaN and infinities (click's
+    lets NaN through, and ``float`` takes ``1_0``)."""
 
     name = "float"
 
     def convert(self, value, param, ctx):
         import math
+        if isinstance(value, str):
+            try:
+                bounds.plain_float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a plain finite number (ASCII digits, sign, "
+                          f"point, exponent)", param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
@@ -36,7 +57,7 @@ def finite(min=None, max=None, min_open=False, max_open=False):
     return _Finite(min, max, min_open=min_open, max_open=max_open)
 
 
-class _Threads(click.IntRange):
+class _Threads(IntRange):
     """1 .. the threads Numba may use here (read when the option is used)."""
 
     def __init__(self):
@@ -52,23 +73,23 @@ class _Threads(click.IntRange):
         return n
 
 
-SEED = click.IntRange(0, bounds.SEED_LIMIT - 1)
-FACTORS = click.IntRange(1, bounds.MAX_FACTORS)
-EPOCHS = click.IntRange(1, bounds.MAX_EPOCHS)
-PATIENCE = click.IntRange(0, bounds.MAX_EPOCHS)
-BATCH = click.IntRange(1, bounds.MAX_BATCH)
-REPEATS = click.IntRange(1, bounds.MAX_REPEATS)
-TRIALS = click.IntRange(1, bounds.MAX_TRIALS)
-FOLDS = click.IntRange(2, bounds.MAX_FOLDS)
-JOBS = click.IntRange(1, bounds.MAX_JOBS)
-RETRIES = click.IntRange(0, bounds.MAX_RETRIES)
+SEED = IntRange(0, bounds.SEED_LIMIT - 1)
+FACTORS = IntRange(1, bounds.MAX_FACTORS)
+EPOCHS = IntRange(1, bounds.MAX_EPOCHS)
+PATIENCE = IntRange(0, bounds.MAX_EPOCHS)
+BATCH = IntRange(1, bounds.MAX_BATCH)
+REPEATS = IntRange(1, bounds.MAX_REPEATS)
+TRIALS = IntRange(1, bounds.MAX_TRIALS)
+FOLDS = IntRange(2, bounds.MAX_FOLDS)
+JOBS = IntRange(1, bounds.MAX_JOBS)
+RETRIES = IntRange(0, bounds.MAX_RETRIES)
 THREADS = _Threads()
 
 
 def int_list(value, lo, hi, example="10,50"):
     """Comma-separated integers, each in ``[lo, hi]``; click.BadParameter otherwise."""
     try:
-        vals = tuple(int(v) for v in value.split(",") if v.strip())
+        vals = tuple(bounds.plain_int(v) for v in value.split(",") if v.strip())
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as {example}, "
                                  f"got {value!r}") from None

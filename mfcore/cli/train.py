@@ -36,7 +36,7 @@ def _int_tuple(ctx, param, value):
     if value is None:
         return None
     try:
-        widths = tuple(int(v) for v in value.split(",") if v.strip() != "")
+        widths = tuple(bounds.plain_int(v) for v in value.split(",") if v.strip() != "")
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 15,4, got {value!r}")
     return bounded.widths(widths)
@@ -46,7 +46,7 @@ def _float_or_tuple(ctx, param, value):
     if value is None:
         return None
     try:
-        vals = tuple(float(v) for v in value.split(",") if v.strip() != "")
+        vals = tuple(bounds.plain_float(v) for v in value.split(",") if v.strip() != "")
     except ValueError:
         raise click.BadParameter(f"expected a number or comma-separated numbers, got {value!r}")
     bounded.rates(vals, value)
@@ -111,7 +111,7 @@ def model_options(f):
                      help="svdpp/timesvdpp: also represent items by the users who rated "
                           "them (Rendle, Zhang & Koren 2019) [default: off; on under "
                           "--optimizer mcmc]."),
-        click.option("--bins", type=click.IntRange(1, bounds.MAX_BINS), default=None,
+        click.option("--bins", type=bounded.IntRange(1, bounds.MAX_BINS), default=None,
                      help="Time bins over the training days [default: 30 for timesvd and "
                           "timesvdpp, 12 for the NNs' --time-features]."),
         click.option("--beta", type=bounded.finite(0, bounds.MAX_BETA), default=None,
@@ -191,11 +191,11 @@ def fit_options(f, threads=True, sampler=True):
         help="Stop after PATIENCE epochs without a better val MSE; keep the best."))
     if sampler:                     # --optimizer mcmc's own options
         opts.append(click.option(
-            "--samples", type=click.IntRange(1, bounds.MAX_SWEEPS), default=None,
+            "--samples", type=bounded.IntRange(1, bounds.MAX_SWEEPS), default=None,
             help="--optimizer mcmc: sweeps kept after the burn-in; predictions average them "
                  "[default: 200]."))
         opts.append(click.option(
-            "--burn-in", type=click.IntRange(0, bounds.MAX_SWEEPS), default=None,
+            "--burn-in", type=bounded.IntRange(0, bounds.MAX_SWEEPS), default=None,
             help="--optimizer mcmc: sweeps run and discarded first [default: 10]."))
     for opt in reversed(opts):
         f = opt(f)
@@ -282,7 +282,7 @@ def build_model(model_name, seed, **given):
               "never is.")
 @click.option("--force", is_flag=True,
               help="Let --save replace an existing file that is not an mfcore model.")
-@click.option("--keep-samples", type=click.IntRange(0, bounds.MAX_SWEEPS), default=None,
+@click.option("--keep-samples", type=bounded.IntRange(0, bounds.MAX_SWEEPS), default=None,
               metavar="N",
               help="--optimizer mcmc with --save: the file keeps the averaged predictor (the "
                    "same mean predictions) and only the last N samples whole, for predict "

@@ -110,7 +110,7 @@ def _dumps(obj):
 # ---- cv --------------------------------------------------------------------------------
 def _folds_arg(ctx, param, value):
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         k = int(text)
         if not 2 <= k <= FOLDS.max:
             raise click.BadParameter(f"need 2 to {FOLDS.max:,} folds, got {k}")

@@ -13,7 +13,7 @@ import os
 import click
 
 from . import main
-from .options import data_source_options, load_from_options
+from .options import IntRange, data_source_options, load_from_options
 from .outputs import check_output
 
 _MODEL_FILE = click.Path(exists=True, dir_okay=False)
@@ -354,7 +354,7 @@ def _print_items(rows, value_col):
 @main.command()
 @click.argument("model_file", type=_MODEL_FILE)
 @click.option("--user", required=True, help="Raw user id.")
-@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("-n", "n", type=IntRange(min=1), default=10, show_default=True,
               help="How many items.")
 @click.option("--include-seen", is_flag=True,
               help="Also recommend items the user rated in training.")
@@ -388,7 +388,7 @@ def recommend(model_file, user, n, include_seen, timestamp, as_json, quiet):
 @main.command()
 @click.argument("model_file", type=_MODEL_FILE)
 @click.option("--item", required=True, help="Raw item id.")
-@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("-n", "n", type=IntRange(min=1), default=10, show_default=True,
               help="How many items.")
 @_json_option
 @_quiet_option

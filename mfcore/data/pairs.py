@@ -7,6 +7,7 @@ import stat
 
 import numpy as np
 
+from ..bounds import plain_float, plain_int
 from ..errors import DataError, ModelError
 from .parsers import check_ratings_file
 from .ratings import format_id
@@ -42,22 +43,7 @@ def parse_ids(tokens, model_ids, what, where=None):
 
 _INT_CHARS = frozenset("0123456789+- ")
 _FLOAT_CHARS = frozenset("0123456789+-.eE ")
-
-
-def _plain_int(text):
-    """``int(text)`` for plain ASCII integers only (no ``_`` separators, no other scripts'
-    digits); ValueError otherwise."""
-    t = str(text).strip()
-    if not (t.isascii() and t.lstrip("+-").isdigit() and len(t) - len(t.lstrip("+-")) <= 1):
-        raise ValueError(f"not a plain integer: {t!r}")
-    return int(t)
-
-
-def _plain_float(text):
-    t = str(text).strip()
-    if not set(t) <= _FLOAT_CHARS or not t:
-        raise ValueError(f"not a plain number: {t!r}")
-    return float(t)
+_plain_int, _plain_float = plain_int, plain_float
 
 
 #: the smallest and largest timestamps accepted (1900-01-01 .. 2200-01-01, seconds, UTC)

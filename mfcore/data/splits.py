@@ -139,7 +139,7 @@ def fold_number(fold) -> int:
     text = str(fold).strip().lower()
     if text.startswith("u"):
         text = text[1:]
-    if not text.isdigit() or not 1 <= int(text) <= len(GROUPLENS_FOLDS):
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= len(GROUPLENS_FOLDS):
         raise DataError(f"GroupLens folds are u1 .. u5, got {fold!r}")
     return int(text)
 

@@ -45,6 +45,14 @@ def small(tmp_path_factory, ml100k_path):
     (["datasets", "info", "ml-5m"], "'ml-5m' is not one of"),
     (["compare", "--models", ""], "at least one model"),
     (["compare", "--models", " , "], "at least one model"),
+    # int() and float() take these; a plain ASCII number is asked for
+    (["train", "--factors", "1_0"], "'1_0' is not a plain integer"),
+    (["train", "--factors", "\u0661\u0660"], "is not a plain integer"),
+    (["train", "--lr", "1_0"], "'1_0' is not a plain finite number"),
+    (["train", "--train-fraction", "0_5"], "'0_5' is not a plain finite number"),
+    (["train", "--model", "nn", "--hidden", "1_5"], "expected comma-separated integers"),
+    (["train", "--model", "nn", "--dropout", "0_4"], "expected a number"),
+    (["cv", "--folds", "\u0665"], "is not a GroupLens fold"),
 ])
 def test_usage_errors_are_one_line_naming_the_option(args, needle):
     line = one_line(invoke(*args), 2, needle)

@@ -203,9 +203,15 @@ def test_tune_usage_errors(run, args, message):
 
 def test_tune_bad_value_is_one_line_before_any_work(run):
     res = run("tune", "--dataset", "ml-100k", "--grid", "factors=4,0", "--epochs", "1")
-    assert res.exit_code == 1
-    assert res.stderr.strip().splitlines()[-1] == (
-        "error: trial 1 (factors=0): factors must be an integer from 1 to 1,048,576, got 0")
+    assert res.exit_code == 2                       # a value of --grid: a usage error
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        "error: Invalid value for --grid: trial 1 (factors=0): factors must be an integer "
+        "from 1 to 1,048,576, got 0 (see ")
+    for grid, said in (("lr=inf", "learning rate must be a positive number, got 'inf'"),
+                       ("lr=1_0e-3", "learning rate must be a positive number, got '1_0e-3'"),
+                       ("batch_size=2147483648", "batch_size must be an integer from 1")):
+        res = run("tune", "--dataset", "ml-100k", "--grid", grid, "--epochs", "1")
+        assert res.exit_code == 2 and said in res.stderr, res.stderr
 
 
 def test_scheduler_without_dask_is_one_line_on_how_to_install_it(run, monkeypatch):
