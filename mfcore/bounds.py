@@ -19,6 +19,9 @@ MAX_BINS = 1 << 20
 #: exponent of Koren's dev_u(t) = sign(t - t_u) |t - t_u|^beta (0.4 in the paper): above
 #: this, a few years of days give values beyond float32
 MAX_BETA = 4.0
+#: L2 coefficients (l2, l2_bias, l2_time, l2_scale): far above any useful value (0.1 is
+#: strong), below where the penalty alone overflows float32 and every weight is pinned to 0
+MAX_L2 = 1000.0
 #: hidden layers of an MLP
 MAX_LAYERS = 64
 #: epochs of one fit (and early-stopping patience)

@@ -78,7 +78,7 @@ def model_options(f):
         click.option("--factors", type=bounded.FACTORS, default=None,
                      help="Embedding size k [default: 10; svdpp/timesvd/timesvdpp 50, or 10 "
                           "under --optimizer mcmc; baseline has none]."),
-        click.option("--l2", type=bounded.finite(min=0), default=None,
+        click.option("--l2", type=bounded.finite(min=0, max=bounds.MAX_L2), default=None,
                      help="L2 coefficient on the embeddings (notebook: 1e-3, 1e-5)."),
         click.option("--l2-mode", type=click.Choice(registry.L2_MODES), default=None,
                      help="keras: c*sum(W^2) over whole matrices every batch; per-sample: "
@@ -100,7 +100,7 @@ def model_options(f):
         click.option("--activation", default=None, help="Hidden activation (relu, linear ...)."),
         click.option("--bias-factors", type=bounded.FACTORS, default=None,
                      help="mixed-bias: size of the bias embedding vectors."),
-        click.option("--l2-bias", type=bounded.finite(min=0), default=None,
+        click.option("--l2-bias", type=bounded.finite(min=0, max=bounds.MAX_L2), default=None,
                      help="svdpp/timesvd/timesvdpp/baseline: L2 of the biases."),
         click.option("--implicit", type=click.Choice(("train", "all")), default=None,
                      help="svdpp/timesvdpp: N(u) from the training pairs (train, default) or "

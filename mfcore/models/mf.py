@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .. import bounds
 from ..bounds import MAX_FACTORS
 from ..engine.tables import TableSpec
 from ..registry import EMBEDDING_INITS, L2_MODES
@@ -14,10 +15,11 @@ from ..layout import pack
 from .base import Design, RatingModel
 
 
-def check_l2(l2, l2_mode):
-    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not (l2 >= 0
-                                                                        and np.isfinite(l2)):
-        raise ModelError(f"l2 must be a non-negative number, got {l2!r}")
+def check_l2(l2, l2_mode, what="l2"):
+    """ModelError unless ``l2`` is a number in [0, MAX_L2] and ``l2_mode`` a known mode."""
+    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) \
+            or not 0 <= l2 <= bounds.MAX_L2:
+        raise ModelError(f"{what} must be a number from 0 to {bounds.MAX_L2:,g}, got {l2!r}")
     if l2_mode not in L2_MODES:
         raise ModelError(f"l2_mode must be one of {L2_MODES}, got {l2_mode!r}")
 

@@ -20,7 +20,7 @@ from ..kernels import timesvdpp as kernel
 from ..layout import pack
 from ..registry import L2_MODES
 from .base import Design, RatingModel
-from .mf import check_factors, check_flag
+from .mf import check_factors, check_flag, check_l2
 
 
 #: the time terms of timesvd / timesvdpp, each of which ``without`` can switch off
@@ -65,8 +65,9 @@ class _KorenModel(RatingModel):
     def _check_common_params(self):
         check_factors(self._setting("factors"))
         check_flag(self.clip, "clip")
-        for what in ("l2", "l2_bias", "init_scale"):
-            _nonneg(getattr(self, what), what)
+        for what in ("l2", "l2_bias"):
+            check_l2(getattr(self, what), L2_MODES[0], what)     # (l2_mode: checked below)
+        _nonneg(self.init_scale, "init_scale")
         if not self.init_scale > 0:
             raise ModelError(f"init_scale must be a positive number, got {self.init_scale!r}")
         if self.l2_mode not in L2_MODES:
@@ -77,7 +78,9 @@ class _KorenModel(RatingModel):
                                  f"{self.implicit!r}")
             check_flag(self._setting("flipped"), "flipped")
         if self._time:
-            for what in ("l2_time", "l2_scale", "lr_drift", "lr_time", "beta"):
+            for what in ("l2_time", "l2_scale"):
+                check_l2(getattr(self, what), L2_MODES[0], what)
+            for what in ("lr_drift", "lr_time", "beta"):
                 _nonneg(getattr(self, what), what)
             check_bins(self.bins)
             if self.beta > MAX_BETA:

@@ -53,6 +53,7 @@ def small(tmp_path_factory, ml100k_path):
     (["train", "--model", "nn", "--hidden", "1_5"], "expected comma-separated integers"),
     (["train", "--model", "nn", "--dropout", "0_4"], "expected a number"),
     (["cv", "--folds", "\u0665"], "is not a GroupLens fold"),
+    (["train", "--l2", "1e308"], "--l2"),     # blamed init_scale, after a cast warning
 ])
 def test_usage_errors_are_one_line_naming_the_option(args, needle):
     line = one_line(invoke(*args), 2, needle)
@@ -213,7 +214,7 @@ def test_tune_refuses_untrained_trials(small, how):
     data, _ = small
     res = invoke("tune", "--data", data, "--model", "mfb", "--factors", "2", "--jobs", "1",
                  "--folds", "2", "-q", *how)
-    one_line(res, 1, "epochs=0", "at least 1")
+    one_line(res, 2, "--grid", "epochs=0", "at least 1")     # a value of --grid: usage
 
 
 def test_compare_says_on_stderr_which_model_failed_and_why(small):

@@ -208,6 +208,7 @@ def test_mixed_interaction_item_embeddings_are_tower_outputs(toy):
     (NN, dict(input_dropout=-0.1), "input_dropout"),
     (NN, dict(activation="swish2"), "activation"),
     (NN, dict(l2=-1), "l2"),
+    (NN, dict(l2=1e308), "l2 must be a number from 0 to 1,000"),  # the penalty overflows
     (NN, dict(l2_mode="global"), "l2_mode"),
     (NN, dict(init="zeros"), "init"),
     (Linear, dict(init_scale=0), "init_scale"),
