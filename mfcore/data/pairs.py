@@ -29,16 +29,17 @@ def parse_ids(tokens, model_ids, what, where=None):
         except (ValueError, OverflowError):
             pass
     strict = _plain_int if kind in "iu" else _plain_float
-    for j, tok in enumerate(tokens):
+    out = np.empty(len(tokens), dtype=target)
+    for j, tok in enumerate(tokens):     # (surrounding whitespace, tabs and newlines pass)
         try:
-            target(strict(tok))
+            out[j] = target(strict(tok))
         except (ValueError, OverflowError):
             type_name = "an integer" if kind in "iu" else "a number"
             msg = f"{what} id {format_id(str(tok))} is not {type_name} like the model's {what} ids"
             if where is not None:
                 raise DataError(msg, path=where[0], line=int(where[1][j]))
             raise ModelError(msg)
-    raise ModelError(f"cannot read the {what} ids")  # pragma: no cover
+    return out
 
 
 _INT_CHARS = frozenset("0123456789+- ")

@@ -272,3 +272,14 @@ def test_file_names_that_are_not_utf8_work(small, tmp_path):
     lines = res.stderr.strip().splitlines()    # stderr escapes the byte: bad\udcff.tsv
     assert len(lines) == 1 and lines[0].endswith(
         b"/bad\\udcff.tsv, line 2, column 1: user 'x' is not an integer"), res.stderr
+
+
+def test_ids_typed_with_a_tab_or_newline_around_them_are_read_as_with_spaces(small):
+    """'242\\n' (from $(...) or a paste) failed with "cannot read the item ids", no value."""
+    _, model = small
+    want = invoke("predict", model, "--user", "196", "--item", "242").stdout
+    for user, item in (("196", "242\n"), ("196\t", "242"), (" 196 ", "\t242\r\n")):
+        res = invoke("predict", model, "--user", user, "--item", item)
+        assert res.exit_code == 0 and res.stdout == want, res.output
+    one_line(invoke("predict", model, "--user", "196", "--item", "24\n2"), 1,
+             "item id '24\\n2' is not an integer")
