@@ -357,6 +357,7 @@ def _check_not_cut_short(path, spec):
     last line would pass with a truncated timestamp and most ratings missing."""
     try:
         with open(path, "rb") as fh:
+            head = fh.read(64)
             fh.seek(0, os.SEEK_END)
             if fh.tell() == 0:
                 return  # the parser says "empty file"
@@ -364,10 +365,30 @@ def _check_not_cut_short(path, spec):
             last = fh.read(1)
     except OSError:
         return  # the parser reports what it cannot read
+    if b"\x00" in head or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return  # UTF-16 or binary: the parser names the encoding
     if last not in (b"\n", b"\r"):
         raise DataError(f"the file ends in the middle of a line: it looks cut short (an "
                         f"interrupted download or copy); unpack or fetch {spec.filename} again",
                         str(path))
+
+
+def _check_not_in_the_way(folder, spec):
+    """DataError when the data home holds something other than the set's folder and
+    ratings file at their places (a file named like the folder, a folder or device named
+    like the ratings file): downloading would not help, and would fail to unpack."""
+    if folder.is_symlink() or folder.exists():
+        if not folder.is_dir():
+            raise DataError(f"{folder} is not a folder: {spec.name} is read from the folder "
+                            f"its archive unpacks to; move it away (mfcore then downloads "
+                            f"{spec.filename} again)")
+        ratings = folder / spec.ratings_file
+        if (ratings.is_symlink() or ratings.exists()) and not ratings.is_file():
+            kind = ("a folder" if ratings.is_dir() else "a link to nothing"
+                    if not ratings.exists() else "not a regular file (a device or a pipe)")
+            raise DataError(f"{ratings} is {kind}: {spec.name}'s ratings must be the "
+                            f"archive's file; remove it (mfcore then unpacks {spec.filename} "
+                            f"again)")
 
 
 def load_dataset(name, data_home=None, download=True, progress=None, cache=True) -> Ratings:
@@ -392,6 +413,7 @@ def load_dataset(name, data_home=None, download=True, progress=None, cache=True)
     spec = BUILTIN_DATASETS[resolve_name(name)]
     home = _cache.data_home(data_home)
     folder = home / spec.folder
+    _check_not_in_the_way(folder, spec)
     if not (folder / spec.ratings_file).is_file():
         if download or (home / spec.filename).is_file():
             folder = download_dataset(spec.name, data_home=home, progress=progress,

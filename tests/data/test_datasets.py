@@ -624,3 +624,23 @@ def test_ids_beyond_64_bit_signed_and_reversed_rating_ranges_are_refused(ml100k_
         with pytest.raises(DataError, match="rating_range must"):
             from_dataframe(pd.DataFrame({"user": [1], "item": [1], "rating": [4.0]}),
                            rating_range=bad)
+
+
+def test_a_data_home_holding_the_wrong_kind_of_thing_is_named_not_downloaded(tmp_path,
+                                                                              ml100k_path):
+    """Something in the way of the set's folder or ratings file was reported as a failed
+    download (or, for UTF-16, as a file cut short): say what is there instead."""
+    homes = {k: tmp_path / k for k in ("file", "folder", "device", "utf16")}
+    for home in homes.values():
+        home.mkdir()
+    (homes["file"] / "ml-100k").write_text("not a folder")
+    (homes["folder"] / "ml-100k" / "u.data").mkdir(parents=True)
+    (homes["device"] / "ml-100k").mkdir()
+    os.symlink(os.devnull, homes["device"] / "ml-100k" / "u.data")
+    (homes["utf16"] / "ml-100k").mkdir()
+    (homes["utf16"] / "ml-100k" / "u.data").write_bytes(
+        Path(ml100k_path).read_text().encode("utf-16"))
+    for key, said in (("file", "ml-100k is not a folder"), ("folder", "u.data is a folder"),
+                      ("device", "u.data is not a regular file"), ("utf16", "UTF-16")):
+        with pytest.raises(DataError, match=said):
+            load_dataset("ml-100k", data_home=homes[key], download=False, cache=False)
