@@ -342,6 +342,10 @@ class FoldSet:
         if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
             raise MfcoreError(f"holdout must be a fraction in (0, 1), got {fraction!r}")
         train = np.random.default_rng(seed).random(len(data)) < 1.0 - fraction
+        if train.all() or not train.any():
+            part = "no rating" if train.all() else "every rating"
+            raise MfcoreError(f"a holdout of {fraction:g} of {len(data):,} ratings holds out "
+                              f"{part}: use a fraction that leaves ratings on both sides")
         return cls(base=data, assignment=np.where(train, -1, 0), names=["holdout"])
 
     def __len__(self):

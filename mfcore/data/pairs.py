@@ -136,6 +136,12 @@ def read_pairs(path, sep=None, with_timestamps=False):
                 if with_timestamps and "timestamp" in names:
                     tcol = names.index("timestamp")
                 continue
+            named = [n for n in ("user", "item", "timestamp") if n in names]
+            if named:
+                lacking = " and ".join(n for n in ("user", "item") if n not in names)
+                raise DataError(f"the header names {', '.join(named)} but no {lacking} "
+                                f"column (columns: {', '.join(fields)})", path=path,
+                                line=lineno)
             if ncols != 2:
                 # a third column without a header could be a rating as well as a time
                 raise DataError(f"expected 2 fields (user{sep}item) or a header naming the "

@@ -561,8 +561,7 @@ class RatingModel:
         out = np.full(len(u), np.nan if unknown == "nan" else self.global_mean_, np.float32)
         std = np.full(len(u), np.nan, np.float32)
         if np.any(ok):
-            ts = None if timestamps is None else np.broadcast_to(
-                np.asarray(timestamps, np.int64), u.shape)[ok]
+            ts = None if timestamps is None else _timestamps_for(timestamps, u.shape)[ok]
             if return_std:
                 out[ok], std[ok] = self._predict_indices(u[ok], i[ok], ts, return_std=True)
             else:
@@ -705,6 +704,18 @@ class RatingModel:
 
 
 # ---- helpers ----------------------------------------------------------------------------
+def _timestamps_for(timestamps, shape):
+    """``timestamps`` (one, or one per pair) as int64 seconds of ``shape``; ModelError
+    naming the argument otherwise."""
+    try:
+        return np.broadcast_to(np.asarray(timestamps, np.int64), shape)
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(timestamps)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ModelError(f"timestamps must be integer seconds since 1970-01-01 UTC, one for "
+                         f"every pair or one for all {shape[0]:,}; got {shown}") from None
+
+
 def prediction_chunk(design, n) -> int:
     """Records per prediction call (see :meth:`RatingModel._prediction_chunk`)."""
     chunk = max(1, min(PREDICT_CHUNK, int(n)))

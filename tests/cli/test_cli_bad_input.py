@@ -283,3 +283,26 @@ def test_ids_typed_with_a_tab_or_newline_around_them_are_read_as_with_spaces(sma
         assert res.exit_code == 0 and res.stdout == want, res.output
     one_line(invoke("predict", model, "--user", "196", "--item", "24\n2"), 1,
              "item id '24\\n2' is not an integer")
+
+
+def test_a_pairs_header_without_an_item_column_is_named(small, tmp_path):
+    """'user,timestamp' was read as data: "user id 'user' is not an integer"."""
+    _, model = small
+    one_line(invoke("predict", model, "--input", _pairs(tmp_path, "user,timestamp\n196,1\n")),
+             1, "line 1", "the header names user, timestamp but no item column")
+    one_line(invoke("predict", model, "--input", _pairs(tmp_path, "item,rating\n242,3\n")),
+             1, "line 1", "the header names item but no user column")
+
+
+def test_bad_values_reaching_the_library_name_the_argument(small, ml100k):
+    """Library callers get the argument named, not NumPy's int() error or 'no folds'."""
+    import mfcore
+    from mfcore.errors import MfcoreError, ModelError
+    from mfcore.tune import search
+    _, model_path = small
+    model = mfcore.load_model(model_path)
+    for ts in (["x"], [1, 2, 3]):
+        with pytest.raises(ModelError, match="timestamps must be integer seconds"):
+            model.predict([196], [242], timestamps=ts)
+    with pytest.raises(MfcoreError, match="holds out no rating"):
+        search("mfb", ml100k, grid="factors=2", holdout=1e-300, epochs=1, jobs=1)
