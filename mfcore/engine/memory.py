@@ -151,6 +151,7 @@ def fit_footprint(design, *, n_train, n_val, record_width, batch_size, optimizer
     theta = int(design.theta_size) * 4
     parts = {"tables": W + dense}
     n_batches = -(-max(1, n_train) // max(1, batch_size))
+    batch = max(1, min(int(batch_size), max(1, n_train)))   # no batch exceeds the training set
     opt = 2 * W + 8 * rows + 2 * theta
     if optimizer.adam:
         opt += 48 * (n_batches + 402)
@@ -161,11 +162,10 @@ def fit_footprint(design, *, n_train, n_val, record_width, batch_size, optimizer
         per_sample = any(s.l2_mode == "per-sample" and np.any(s.l2_sample > 0)
                          for s in design.tables)
         users, items = design.tables[:2]
-        parts["packed rows"] = packed_bytes(users.rows + items.rows, users.cols, batch_size,
-                                            True, per_sample)
+        parts["packed rows"] = packed_bytes(users.rows + items.rows, users.cols, batch, True,
+                                            per_sample)
     parts["rating records"] = 4 * record_width * (3 * n_train + n_val) + 4 * (n_train + n_val)
     from ..models.base import prediction_chunk
-    batch = max(1, min(int(batch_size), max(1, n_train)))
     parts["batch workspace"] = 4 * int(design.workspace(batch))
     parts["prediction workspace"] = 4 * int(design.workspace(
         prediction_chunk(design, max(n_train, n_val, 1))))

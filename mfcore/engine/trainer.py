@@ -261,8 +261,9 @@ class Run:
         # runs fused, on packed copies of the two tables (mfcore.engine.packed)
         self.packed = None
         if o.optimizer.adam and not dense.any() and dispatch.has_fused_adam(model.kernel):
-            self.packed = packed.packed_rows(tables, o.batch_size, g2_mode == G2_OCCURRENCES,
-                                             self.R.per_sample)
+            # (no batch holds more than the training set: a huge batch_size is all of it)
+            self.packed = packed.packed_rows(tables, min(o.batch_size, max(1, len(train))),
+                                             g2_mode == G2_OCCURRENCES, self.R.per_sample)
         self.grid = self.runs = None
         if self.fused and o.shuffle == "epoch" and order == "grid":
             self.grid = model._grid_for(train, self.S, o.seed)
