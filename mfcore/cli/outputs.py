@@ -9,6 +9,7 @@ training time and never costs data:
   input is caught as well, and ``--force`` does not override this;
 * ``train --save`` replaces an existing file only when it is an mfcore model (a ``.npz``
   whose ``meta`` member is JSON with ``"format": "mfcore-model"``), unless ``--force``;
+* predictions and plots never replace an mfcore model (a model costs training time);
 * the output must be a regular file (or not exist yet) in an existing, writable folder.
 
 Problems raise :class:`~mfcore.errors.OutputError`: one line naming the option and path.
@@ -72,7 +73,7 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False,
     ``option`` names the option in messages (``"--save"``); ``inputs`` lists the files the
     command reads, as ``(path, description)`` pairs (``None`` paths are skipped);
     ``models_only`` refuses to replace an existing file that is not an mfcore model unless
-    ``force``. ``"-"`` (stdout) always passes; ``dash_for_stdout`` says so when the path is
+    ``force``; the other outputs (predictions, plots) never replace an mfcore model. ``"-"`` (stdout) always passes; ``dash_for_stdout`` says so when the path is
     a device or a pipe (``/dev/stdout``).
     """
     if path is None or path == "-":
@@ -102,6 +103,9 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False,
         if models_only and not force and not is_mfcore_model(path):
             raise OutputError(f"{where}: the file exists and is not an mfcore model; refusing "
                               f"to overwrite it (pass --force to replace it)")
+        if not models_only and is_mfcore_model(path):
+            raise OutputError(f"{where}: the file is an mfcore model; refusing to write over "
+                              f"it (choose another name, or remove the model first)")
     folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"{where}: folder {folder} does not exist")

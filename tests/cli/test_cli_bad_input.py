@@ -315,3 +315,22 @@ def test_the_largest_batch_size_is_the_whole_training_set(small):
     res = invoke("train", "--data", data, "--model", "mfb", "--factors", "2", "--epochs", "1",
                  "--batch-size", "2147483647", "-q")
     assert res.exit_code == 0, res.output
+
+
+def test_predictions_and_plots_never_replace_a_model(small, tmp_path):
+    """--output and --plot over an mfcore model (here through a symlink) are refused; the
+    model is intact. --save alone may replace a model."""
+    data, model = small
+    other = tmp_path / "other.npz"
+    other.write_bytes(model.read_bytes())
+    link = tmp_path / "predictions.csv"
+    link.symlink_to(other)
+    pairs = _pairs(tmp_path, "user,item\n196,242\n")
+    before = other.read_bytes()
+    one_line(invoke("predict", model, "--input", pairs, "--output", link), 1, "--output",
+             "is an mfcore model; refusing to write over it")
+    assert other.read_bytes() == before
+    out = tmp_path / "plain.csv"
+    out.write_text("old predictions\n")
+    res = invoke("predict", model, "--input", pairs, "--output", out)
+    assert res.exit_code == 0 and out.read_text().startswith("user,item")
