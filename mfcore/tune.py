@@ -490,21 +490,14 @@ def _check_fit(fit, where="fit option"):
 def _check_config(name, params, fit, label):
     """Build the model and resolve the fit options of one configuration, so that a bad
     value fails before any work starts: SpaceError naming the trial."""
-    from .engine.trainer import fit_options
     from .models import create_model
     try:
-        model = create_model(name, **params)
-        if fit.get("optimizer") == "mcmc":          # a sampler: its own options
-            from .engine.mcmc import mcmc_options
-            from .models.bayes import check_supported
-            check_supported(model)
-            mcmc_options(model, verbose=0, progress=False, **fit)
-        else:
-            o = fit_options(model, object() if fit.get("early_stopping") is not None else None,
-                            verbose=0, progress=False, **fit)
-            if o.epochs < 1:  # fit allows 0 (build only); a search would rank untrained models
-                raise ModelError(f"epochs must be at least 1 to compare trained models, got "
-                                 f"{o.epochs}")
+        o = create_model(name, **params).check_fit(
+            validation=fit.get("early_stopping") is not None, verbose=0, progress=False, **fit)
+        if fit.get("optimizer") != "mcmc" and o.epochs < 1:
+            # fit allows 0 (build only); a search would rank untrained models
+            raise ModelError(f"epochs must be at least 1 to compare trained models, got "
+                             f"{o.epochs}")
     except MfcoreError as exc:     # a value of the grid or space the model refuses
         raise SpaceError(f"{label}: {exc}") from None
 
@@ -519,7 +512,8 @@ def _folds_for(data, folds, holdout, seed):
     return FoldSet.kfold(data, folds, seed)
 
 
-def _mean_std(values):
+def mean_std(values):
+    """Mean and sample standard deviation (0 for one value) of ``values``."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -532,7 +526,7 @@ def _trial_record(index, searched, results, folds: FoldSet):
                    error=errors[0])
     else:
         for m in METRICS:
-            rec[m], rec[m + "_std"] = _mean_std([r[m] for r in per_fold])
+            rec[m], rec[m + "_std"] = mean_std([r[m] for r in per_fold])
         epochs = [r["epochs"] for r in per_fold]
         rec["epochs"] = epochs[0] if len(set(epochs)) == 1 else statistics.fmean(epochs)
         rec["error"] = None

@@ -18,17 +18,23 @@ BUILTIN_NAMES = registry.DATASETS
 
 
 # ---- bounded numbers: every numeric option gets a range (usage error, exit 2) ----------
+def _require_plain(kind, parse, what, value, param, ctx):
+    """``kind.fail`` (a usage error) unless the text ``value`` passes ``parse``
+    (:func:`mfcore.bounds.plain_int` or ``plain_float``); non-text values pass."""
+    if isinstance(value, str):
+        try:
+            parse(value)
+        except ValueError:
+            kind.fail(f"{value!r} is not a plain {what}", param, ctx)
+
+
 class IntRange(click.IntRange):
     """click's IntRange for plain ASCII integers only: ``int`` (and so click) also takes
     ``1_0`` and other scripts' digits (``١٠``)."""
 
     def convert(self, value, param, ctx):
-        if isinstance(value, str):
-            try:
-                bounds.plain_int(value)
-            except ValueError:
-                self.fail(f"{value!r} is not a plain integer (ASCII digits, an optional sign)",
-                          param, ctx)
+        _require_plain(self, bounds.plain_int, "integer (ASCII digits, an optional sign)",
+                       value, param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -40,12 +46,8 @@ class _Finite(click.FloatRange):
 
     def convert(self, value, param, ctx):
         import math
-        if isinstance(value, str):
-            try:
-                bounds.plain_float(value)
-            except ValueError:
-                self.fail(f"{value!r} is not a plain finite number (ASCII digits, sign, "
-                          f"point, exponent)", param, ctx)
+        _require_plain(self, bounds.plain_float, "finite number (ASCII digits, sign, point, "
+                       "exponent)", value, param, ctx)
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)

@@ -73,8 +73,9 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False,
     ``option`` names the option in messages (``"--save"``); ``inputs`` lists the files the
     command reads, as ``(path, description)`` pairs (``None`` paths are skipped);
     ``models_only`` refuses to replace an existing file that is not an mfcore model unless
-    ``force``; the other outputs (predictions, plots) never replace an mfcore model. ``"-"`` (stdout) always passes; ``dash_for_stdout`` says so when the path is
-    a device or a pipe (``/dev/stdout``).
+    ``force``; the other outputs (predictions, plots) never replace an mfcore model.
+    ``"-"`` (stdout) always passes; ``dash_for_stdout`` says so when the path is a device
+    or a pipe (``/dev/stdout``).
     """
     if path is None or path == "-":
         return

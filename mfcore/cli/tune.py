@@ -146,7 +146,7 @@ def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr
       mfcore cv --dataset ml-100k --model svdpp --folds u1,u2,u3,u4,u5 --markdown
       mfcore cv --dataset ml-100k --model mfb --optimizer sgd --batch-size 1 --json
     """
-    from ..tune import FoldSet, cross_validate
+    from ..tune import FoldSet, cross_validate, mean_std
     _check_execution(jobs, scheduler, as_json, markdown)
     model = build_model(model_name, seed, **model_opts)
     fit = _fit_kwargs(epochs, batch_size, optimizer, lr, shuffle, patience)
@@ -172,9 +172,9 @@ def cv(dataset, data, sep, header, model_name, epochs, batch_size, optimizer, lr
                            scheduler=scheduler, retries=retries, progress=progress, **fit)
     wall = time.perf_counter() - t0
     ok = frame[frame["error"].isna()]
-    # the sample standard deviation over the folds, as compare --folds and the tune trials
-    summary = {m: (float(ok[m].mean()), float(ok[m].std(ddof=1)) if len(ok) > 1 else 0.0)
-               if len(ok) else (math.nan, math.nan) for m in ("rmse", "mae")}
+    # mean and sample standard deviation over the folds, as a search's trials report them
+    summary = {m: mean_std(ok[m].tolist()) if len(ok) else (math.nan, math.nan)
+               for m in ("rmse", "mae")}
     retried = frame.attrs["retried"]
     if as_json:
         click.echo(_dumps({"model": model.name, "params": model.get_params(), "fit": fit,
@@ -303,26 +303,25 @@ def tune(dataset, data, sep, header, split, split_seed, train_fraction, model_na
         log(f"space (the default): {format_space(result.space)}")
     out = result.as_dict()
     failed = [t for t in out["trials"] if t.get("error")]
-    given_save = save_path
-    if save_path and failed and len(failed) == len(out["trials"]):
-        save_path = None    # nothing to refit: the table and the error below say why
-    if save_path:
+    all_failed = bool(failed) and len(failed) == len(out["trials"])
+    refit = save_path and not all_failed    # nothing to refit when every trial failed
+    if refit:
         out["refit"] = _refit(result, train, test, ratings, dataset, data, sep, header, split,
                               split_seed, train_fraction, save_path, log)
     if as_json:
         click.echo(_dumps(out))
     else:
         click.echo(format_markdown(result) if markdown else format_table(result))
-    if save_path and not as_json:
+    if refit and not as_json:
         r = out["refit"]
         test_part = (f"; on the {r['n_test']:,} held-out ratings: RMSE {r['test_rmse']:.4f}, "
                      f"MAE {r['test_mae']:.4f}") if r["n_test"] else ""
         click.echo(f"refit: the best on all {r['n_train']:,} training ratings, "
                    f"{r['epochs']} epochs{test_part}; saved to {save_path}")
-    if failed and len(failed) == len(out["trials"]):
+    if all_failed:
         first = str(failed[0]["error"]).splitlines()[0]
         click.echo(f"error: every trial failed ({len(failed)}); the first: {first}"
-                   + ("; nothing was saved" if given_save else ""), err=True)
+                   + ("; nothing was saved" if save_path else ""), err=True)
         raise SystemExit(1)
 
 

@@ -28,7 +28,7 @@ def parse_ids(tokens, model_ids, what, where=None):
             return tokens.astype(target)
         except (ValueError, OverflowError):
             pass
-    strict = _plain_int if kind in "iu" else _plain_float
+    strict = plain_int if kind in "iu" else plain_float
     out = np.empty(len(tokens), dtype=target)
     for j, tok in enumerate(tokens):     # (surrounding whitespace, tabs and newlines pass)
         try:
@@ -44,7 +44,6 @@ def parse_ids(tokens, model_ids, what, where=None):
 
 _INT_CHARS = frozenset("0123456789+- ")
 _FLOAT_CHARS = frozenset("0123456789+-.eE ")
-_plain_int, _plain_float = plain_int, plain_float
 
 
 #: the smallest and largest timestamps accepted (1900-01-01 .. 2200-01-01, seconds, UTC)
@@ -59,7 +58,7 @@ def parse_timestamp(text, what="timestamp"):
     import datetime as dt
     t = str(text).strip()
     try:
-        value = _plain_int(t)
+        value = plain_int(t)
     except ValueError:
         try:
             when = dt.datetime.fromisoformat(t)

@@ -350,21 +350,22 @@ class RatingModel:
         """Raise :class:`ModelError` for what ``fit(..., **kwargs)`` would refuse before
         reading any data: a bad hyper-parameter, an unknown or unsuited optimizer, a bad
         option (epochs, lr, samples, ...). ``validation``: whether fit will be given
-        validation data (early stopping needs it). Trains nothing; returns None."""
+        validation data (early stopping needs it). Trains nothing; returns the resolved
+        options (:class:`~mfcore.engine.trainer.FitOptions`, or the sampler's
+        :class:`~mfcore.engine.mcmc.McmcOptions`)."""
         self._check()
         if kwargs.get("optimizer") == "mcmc":
             from . import bayes
             from ..engine import mcmc
             bayes.check_supported(self)
-            mcmc.mcmc_options(self, **kwargs)
-        else:
-            self._check_gradient_options(validation, kwargs)
+            return mcmc.mcmc_options(self, **kwargs)
+        return self._check_gradient_options(validation, kwargs)
 
     def _check_gradient_options(self, has_validation, kwargs):
         given = [k for k in ("samples", "burn_in") if k in kwargs]
         if given:
             raise ModelError(f"{given[0]} applies to optimizer='mcmc' only")
-        trainer.fit_options(self, True if has_validation else None, **kwargs)
+        return trainer.fit_options(self, True if has_validation else None, **kwargs)
 
     def _pre_fit_state(self):
         """What :meth:`_return_to` needs to undo a ``fit`` that failed: the attributes (a
