@@ -8,7 +8,7 @@ import click
 from .. import registry
 from ..bounds import MAX_FACTORS
 from . import main
-from .options import BATCH, REPEATS, SEED, THREADS, IntRange, int_list
+from .options import BATCH, REPEATS, SEED, THREADS, IntRange, comma_entries, int_list
 
 #: the most ratings the synthetic ml-1m-shaped set can hold (6,040 users x 3,706 items)
 MAX_RATINGS = 6040 * 3706
@@ -17,7 +17,7 @@ MAX_RATINGS = 6040 * 3706
 def _names(ctx, param, value):
     if value is None:
         return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(comma_entries(value))
     if not names:
         raise click.BadParameter(f"expected a comma-separated list, got {value!r}")
     return names

@@ -10,15 +10,15 @@ import click
 
 from . import main
 from ..bounds import MAX_FACTORS
-from .options import (JOBS, REPEATS, check_grouplens_source, data_inputs, data_source_options,
-                      grouplens_fold_names, grouplens_folds, int_list, load_from_options,
-                      split_from_options)
+from .options import (JOBS, REPEATS, check_grouplens_source, comma_entries, data_inputs,
+                      data_source_options, grouplens_fold_names, grouplens_folds, int_list,
+                      load_from_options, split_from_options)
 from .outputs import check_output
 from .train import fit_arguments, training_options
 
 
 def _csv(ctx, param, value):
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    names = comma_entries(value)
     if not names:
         raise click.BadParameter("give at least one model name, or 'all'")
     return names

@@ -88,10 +88,25 @@ RETRIES = IntRange(0, bounds.MAX_RETRIES)
 THREADS = _Threads()
 
 
+def comma_entries(value) -> tuple:
+    """``" a, b "`` -> ``("a", "b")``; a value of only commas and spaces -> ``()``. An empty
+    entry among values (``"10,,50"``, ``"0.1,"``) is a usage error: a stray comma may stand
+    for a value the user left out."""
+    text = str(value)
+    if not text.replace(",", "").strip():
+        return ()
+    entries = tuple(v.strip() for v in text.split(","))
+    if "" in entries:
+        raise click.BadParameter(f"{text!r} has an empty entry between its commas; "
+                                 f"list the values as a,b,c")
+    return entries
+
+
 def int_list(value, lo, hi, example="10,50"):
     """Comma-separated integers, each in ``[lo, hi]``; click.BadParameter otherwise."""
+    entries = comma_entries(value)
     try:
-        vals = tuple(bounds.plain_int(v) for v in value.split(",") if v.strip())
+        vals = tuple(bounds.plain_int(v) for v in entries)
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as {example}, "
                                  f"got {value!r}") from None
@@ -196,7 +211,7 @@ def split_from_options(ratings, dataset, split, train_fraction, split_seed):
 def grouplens_fold_names(text, option="--folds") -> list:
     """``"u1,U3"`` -> ``["u1", "u3"]`` (``--folds`` of cv and compare); anything else is a
     usage error naming the bad entry."""
-    names = [v.strip().lower() for v in str(text).split(",") if v.strip()]
+    names = [v.lower() for v in comma_entries(text)]
     bad = [n for n in names if n not in registry.SPLITS[2:]] or ([] if names else [text])
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a GroupLens fold; use u1 .. u5, "

@@ -12,7 +12,8 @@ import click
 from .. import bounds, registry
 from . import main
 from . import options as bounded
-from .options import data_inputs, data_source_options, load_from_options, split_from_options
+from .options import (comma_entries, data_inputs, data_source_options, load_from_options,
+                      split_from_options)
 from .outputs import check_output
 
 #: model options of the command line -> the constructor keyword(s) they set (the first
@@ -36,7 +37,7 @@ def _int_tuple(ctx, param, value):
     if value is None:
         return None
     try:
-        widths = tuple(bounds.plain_int(v) for v in value.split(",") if v.strip() != "")
+        widths = tuple(bounds.plain_int(v) for v in comma_entries(value))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 15,4, got {value!r}")
     return bounded.widths(widths)
@@ -46,7 +47,7 @@ def _float_or_tuple(ctx, param, value):
     if value is None:
         return None
     try:
-        vals = tuple(bounds.plain_float(v) for v in value.split(",") if v.strip() != "")
+        vals = tuple(bounds.plain_float(v) for v in comma_entries(value))
     except ValueError:
         raise click.BadParameter(f"expected a number or comma-separated numbers, got {value!r}")
     bounded.rates(vals, value)
@@ -56,13 +57,13 @@ def _float_or_tuple(ctx, param, value):
 def _csv_tuple(ctx, param, value):
     if value is None:
         return None
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+    return comma_entries(value)
 
 
 def _time_terms(ctx, param, value):
     if value is None:
         return None
-    terms = tuple(v.strip().replace("-", "_") for v in value.split(",") if v.strip())
+    terms = tuple(v.replace("-", "_") for v in comma_entries(value))
     bad = [t for t in terms if t not in TIME_TERMS]
     if bad or not terms:
         raise click.BadParameter(f"expected time terms from {', '.join(TIME_TERMS)} "

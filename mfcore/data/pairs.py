@@ -33,9 +33,12 @@ def parse_ids(tokens, model_ids, what, where=None):
     for j, tok in enumerate(tokens):     # (surrounding whitespace, tabs and newlines pass)
         try:
             out[j] = target(strict(tok))
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError) as exc:
             type_name = "an integer" if kind in "iu" else "a number"
             msg = f"{what} id {format_id(str(tok))} is not {type_name} like the model's {what} ids"
+            if isinstance(exc, OverflowError):
+                msg = (f"{what} id {format_id(str(tok).strip())} is too large: the model's "
+                       f"{what} ids are 64-bit integers")
             if where is not None:
                 raise DataError(msg, path=where[0], line=int(where[1][j]))
             raise ModelError(msg)

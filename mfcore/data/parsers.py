@@ -443,6 +443,8 @@ _MAGIC = (
     (b"\xfd7zXZ\x00", "xz-compressed: decompress it first (unxz)"),
     (b"(\xb5/\xfd", "zstd-compressed: decompress it first (unzstd)"),
     (b"\x93NUMPY", "a NumPy .npy array, not delimited text"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text: save it as UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text: save it as UTF-8"),
     (b"\xff\xfe", "UTF-16 text: save it as UTF-8"),
     (b"\xfe\xff", "UTF-16 text: save it as UTF-8"),
 )
@@ -657,7 +659,8 @@ def _error(buf, err, source, line, col, fa, fb, roles, sep, ncols, lo, hi):
     elif err == E_RANGE:
         msg = f"rating {shown!r} out of range [{lo:g}, {hi:g}]"
     elif err == E_LARGE:
-        msg = f"{what} {shown!r} is too large"
+        size = "too far below zero" if text.startswith("-") else "too large"
+        msg = f"{what} {shown!r} is {size}"
     elif err == E_NOTINT:
         msg = f"{what} {shown!r} is not an integer"
     else:

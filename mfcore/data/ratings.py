@@ -185,7 +185,11 @@ def format_id(value) -> str:
         value = value.item()
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) > 60:  # an id pasted by mistake (a whole line, a 10,000-digit number)
+        n = len(value) if isinstance(value, str) else len(text)
+        text = f"{text[:40]}... ({n:,} characters)"
+    return text
 
 
 def _index(raw, fixed, what):

@@ -54,6 +54,13 @@ def small(tmp_path_factory, ml100k_path):
     (["train", "--model", "nn", "--dropout", "0_4"], "expected a number"),
     (["cv", "--folds", "\u0665"], "is not a GroupLens fold"),
     (["train", "--l2", "1e308"], "--l2"),     # blamed init_scale, after a cast warning
+    # a stray comma may stand for a value left out: never dropped silently
+    (["train", "--model", "nn", "--dropout", "0.1,"], "'0.1,' has an empty entry"),
+    (["train", "--model", "nn", "--hidden", "10,,5"], "'10,,5' has an empty entry"),
+    (["train", "--model", "timesvd", "--without", "drift,"], "'drift,' has an empty entry"),
+    (["compare", "--models", "mfb,,mf"], "'mfb,,mf' has an empty entry"),
+    (["bench", "--factors", "10,,50"], "'10,,50' has an empty entry"),
+    (["cv", "--folds", "5,"], "'5,' has an empty entry"),
 ])
 def test_usage_errors_are_one_line_naming_the_option(args, needle):
     line = one_line(invoke(*args), 2, needle)
@@ -283,6 +290,16 @@ def test_ids_typed_with_a_tab_or_newline_around_them_are_read_as_with_spaces(sma
         assert res.exit_code == 0 and res.stdout == want, res.output
     one_line(invoke("predict", model, "--user", "196", "--item", "24\n2"), 1,
              "item id '24\\n2' is not an integer")
+
+
+def test_an_id_too_large_for_64_bits_says_so_briefly(small):
+    """A 300-digit id was echoed whole and called 'not an integer'."""
+    _, model = small
+    line = one_line(invoke("predict", model, "--user", "9" * 300, "--item", "242"), 1,
+                    "is too large: the model's user ids are 64-bit integers")
+    assert "(300 characters)" in line and len(line) < 150
+    one_line(invoke("predict", model, "--user", "196", "--item", "1" + "0" * 19), 1,
+             "item id '10000000000000000000' is too large")
 
 
 def test_a_pairs_header_without_an_item_column_is_named(small, tmp_path):

@@ -131,6 +131,7 @@ BAD = [
     (b"1,2,3\n1.5,2,3\n", 2, 1, "not an integer"),
     (b"1,2,3,4\n1,2,3,4x\n", 2, 4, "not an integer"),
     (b"1,2,3\n123456789012345678901,2,3\n", 2, 1, "too large"),
+    (b"1,2,3,4\n1,2,3,-9223372036854775808\n", 2, 4, "'-9223372036854775808' is too far below zero"),
     # not ratings text at all: say what it is, not "empty" or a bogus column error
     (b"x" * 70_000 + b"\n1,2,3\n", 1, None, "over 65,536 bytes without a line break"),
     (b"1,2," + b"3" * 70_000 + b"\n1,2,3\n", 1, None, "over 65,536 bytes without a line break"),
@@ -141,6 +142,8 @@ BAD = [
     (b"\x1f\x8b\x08\x00\x00\x00", None, None, "gzip-compressed"),
     (b"PK\x03\x04\x14\x00", None, None, "a zip archive"),
     ("1,2,3\n".encode("utf-16"), None, None, "UTF-16"),
+    ("1,2,3\n".encode("utf-32-le").join([b"\xff\xfe\x00\x00", b""]), None, None, "UTF-32"),
+    ("1,2,3\n".encode("utf-32-be").join([b"\x00\x00\xfe\xff", b""]), None, None, "UTF-32"),
 ]
 
 

@@ -65,6 +65,9 @@ def test_ids_in_messages_are_plain_values():
     from mfcore.data.ratings import format_id
     assert format_id(np.int64(99999)) == "99999" and format_id(np.str_("abc")) == "'abc'"
     assert format_id(np.float64(2.5)) == "2.5" and format_id(b"x") == "'x'"
+    # an id pasted by mistake is cut short, with its length, not echoed whole
+    assert format_id("7" * 10_000) == "'" + "7" * 39 + "... (10,000 characters)"
+    assert format_id(10 ** 100).endswith("... (101 characters)")
     r = Ratings.from_arrays(["a", "b"], ["x", "y"], [3.0, 4.0])
     with pytest.raises(DataError) as err:
         r.user_index(["zz"])
