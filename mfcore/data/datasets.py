@@ -230,6 +230,10 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
     datetime column) defaults to ``"timestamp"`` when such a column exists, else zeros.
     """
     check_rating_range(rating_range)
+    import pandas as pd
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"from_dataframe takes a pandas DataFrame with {user_col}, {item_col} "
+                        f"and {rating_col} columns, got a {type(df).__name__}", name)
     cols = list(df.columns)
     if timestamp_col is None and "timestamp" in cols:
         timestamp_col = "timestamp"

@@ -1,6 +1,7 @@
 """The one container every part of mfcore passes around: a set of explicit ratings."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,7 +123,10 @@ class Ratings:
         n = len(users)
         if timestamps is None:
             timestamps = np.zeros(n, dtype=np.int64)
-        timestamps = np.asarray(timestamps, dtype=np.int64)
+        try:
+            timestamps = seconds_array(timestamps)
+        except (ValueError, OverflowError) as exc:
+            raise DataError(str(exc)) from None
         if not (len(items) == len(ratings) == len(timestamps) == n):
             raise DataError("users, items, ratings and timestamps must have the same length")
         if n and not np.all(np.isfinite(ratings)):
@@ -135,6 +139,16 @@ class Ratings:
     def subset(self, rows) -> "Ratings":
         """Rows selected by a boolean mask or an index array, sharing this set's id maps."""
         rows = np.asarray(rows)
+        if rows.dtype.kind == "b":
+            if rows.shape != (len(self),):
+                raise DataError(f"a boolean mask for {len(self):,} ratings has shape {rows.shape}")
+        elif rows.dtype.kind not in "iu" and rows.size:
+            raise DataError(f"rows must be a boolean mask or integer positions, got {rows.dtype}")
+        elif rows.size and (rows.max() >= len(self) or rows.min() < -len(self)):
+            bad = rows[(rows >= len(self)) | (rows < -len(self))][0]
+            raise DataError(f"row {int(bad):,} is out of range: there are {len(self):,} ratings")
+        else:
+            rows = rows.astype(np.intp)
         return Ratings(self.users[rows], self.items[rows], self.ratings[rows],
                        self.timestamps[rows], self.user_ids, self.item_ids, self.titles,
                        self.name, self.source)
@@ -176,6 +190,42 @@ class Ratings:
     def __repr__(self) -> str:
         return (f"Ratings(name={self.name!r}, n={len(self)}, n_users={self.n_users}, "
                 f"n_items={self.n_items})")
+
+
+def seconds_array(values) -> np.ndarray:
+    """Timestamps as int64 seconds since 1970-01-01 UTC, any shape: integers as they are,
+    finite floats rounded down, datetime64 values (any unit) converted, and ISO 8601 or
+    integer strings parsed. ValueError, naming the first bad value, otherwise (NaN, inf,
+    'yesterday', ...): a cast would have turned NaN into -9.2e18 seconds without a word."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "M":
+        if np.isnat(arr).any():
+            raise ValueError("timestamp NaT is not a time")
+        return arr.astype("datetime64[s]").astype(np.int64)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (np.abs(arr) >= 2.0 ** 63)
+        if bad.any():
+            raise ValueError(f"timestamp {_first(arr, bad)} is not a finite number of seconds")
+        return np.floor(arr).astype(np.int64)
+    if arr.dtype.kind in "USO":
+        from .pairs import parse_timestamp
+        out = np.empty(arr.shape, np.int64)
+        flat = out.reshape(-1)
+        for j, v in enumerate(arr.reshape(-1).tolist()):
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                flat[j] = int(v)
+            elif isinstance(v, (float, np.floating)) and math.isfinite(v):
+                flat[j] = math.floor(v)
+            else:
+                flat[j] = parse_timestamp(v if isinstance(v, str) else repr(v))
+        return out
+    raise ValueError(f"timestamps of type {arr.dtype} are not seconds")
+
+
+def _first(arr, mask):
+    return format_id(arr.reshape(-1)[int(np.flatnonzero(mask.reshape(-1))[0])])
 
 
 def format_id(value) -> str:

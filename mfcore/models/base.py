@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..bounds import check_seed
-from ..data.ratings import Ratings, lookup_ids
+from ..data.ratings import Ratings, lookup_ids, seconds_array
 from ..engine import loop, samples, trainer
 from ..engine.contract import Params
 from ..engine.tables import ParameterTables
@@ -539,8 +539,9 @@ class RatingModel:
         (predictions, standard deviations).
 
         users, items: raw ids (``ids="raw"``, default) or dense indices (``ids="index"``).
-        timestamps: seconds since the epoch of each rating to predict, for time-aware
-        models (None: each user's last training day; other models ignore it).
+        timestamps: seconds since the epoch of each rating to predict (or datetime64
+        values, or ISO 8601 dates), one per pair or one for all, for time-aware models
+        (None: each user's last training day; other models ignore it).
         unknown: what to do with a pair whose user or item is not in the model or had no
         training ratings (its parameters would be untrained noise): ``"raise"`` (default),
         ``"nan"``, or ``"mean"`` (the training mean rating). clip: clip to the training
@@ -575,9 +576,9 @@ class RatingModel:
         """MSE, RMSE and MAE on ``data``: a Ratings (its own id maps or the model's) or a
         DataFrame with raw ids user, item, rating [, timestamp].
 
-        Time-aware models use each row's timestamp; ``timestamp`` (seconds) puts every row
-        at that time instead, and data without timestamps (all 0) is scored at each user's
-        last training day.
+        Time-aware models use each row's timestamp; ``timestamp`` (seconds since 1970-01-01
+        UTC, a datetime64 or an ISO 8601 date) puts every row at that time instead, and
+        data without timestamps (all 0) is scored at each user's last training day.
 
         unknown: rows whose user or item had no training ratings. ``"model"`` (default)
         scores every row with the model, as Keras' ``val_loss`` does (ids outside the
@@ -599,7 +600,7 @@ class RatingModel:
         if len(y) == 0:
             raise ModelError("nothing to evaluate: the data set is empty")
         if timestamp is not None:
-            ts = np.full(len(y), timestamp, np.int64)
+            ts = np.array(_timestamps_for(timestamp, y.shape, single=True))
         elif not np.any(ts != 0):
             ts = None  # no timestamps: each user's last training day
         outside = (users < 0) | (items < 0)
@@ -644,11 +645,12 @@ class RatingModel:
 
         Items without training ratings are never recommended; with ``exclude_seen`` the
         items the user rated in training are left out. timestamp: when the ratings would
-        be given, for time-aware models (None: the user's last training day). Returns a
-        DataFrame with columns item (raw id, or index with ``ids="index"``), score, title
-        (when known).
+        be given (as for :meth:`evaluate`), for time-aware models (None: the user's last
+        training day). n: a whole number >= 0. Returns a DataFrame with columns item (raw
+        id, or index with ``ids="index"``), score, title (when known).
         """
         self._require_fitted()
+        n = _count(n)
         u, _ = self._to_indices([user], [self.item_ids_[0]] if ids == "raw" else [0], ids)
         u = int(u[0])
         if u < 0 or self.user_counts_[u] == 0:
@@ -658,7 +660,8 @@ class RatingModel:
         if exclude_seen:
             seen = self.seen_items_[self.seen_indptr_[u]:self.seen_indptr_[u + 1]]
             cand = np.setdiff1d(cand, seen, assume_unique=False).astype(np.int32)
-        ts = None if timestamp is None else np.full(len(cand), timestamp, np.int64)
+        ts = None if timestamp is None else np.array(_timestamps_for(timestamp, cand.shape,
+                                                                      single=True))
         scores = self._predict_indices(np.full(len(cand), u, np.int32), cand, ts)
         top = top_n(scores, n)
         return self._item_frame(cand[top], scores[top], "score", ids)
@@ -667,6 +670,7 @@ class RatingModel:
         """The ``n`` items whose embeddings have the highest cosine similarity to ``item``'s
         (items without training ratings excluded). DataFrame: item, similarity, title."""
         self._require_fitted()
+        n = _count(n)
         _, i = self._to_indices([self.user_ids_[0]] if ids == "raw" else [0], [item], ids)
         i = int(i[0])
         if i < 0 or self.item_counts_[i] == 0:
@@ -705,16 +709,29 @@ class RatingModel:
 
 
 # ---- helpers ----------------------------------------------------------------------------
-def _timestamps_for(timestamps, shape):
-    """``timestamps`` (one, or one per pair) as int64 seconds of ``shape``; ModelError
-    naming the argument otherwise."""
+def _timestamps_for(timestamps, shape, single=False):
+    """``timestamps`` (one, or one per pair; ``single``: one only) as int64 seconds of
+    ``shape`` (:func:`mfcore.data.ratings.seconds_array` reads them); ModelError naming
+    the argument otherwise."""
     try:
-        return np.broadcast_to(np.asarray(timestamps, np.int64), shape)
-    except (TypeError, ValueError, OverflowError):
+        if single and np.ndim(timestamps) != 0:
+            raise ValueError("timestamp must be one time, not a sequence")
+        return np.broadcast_to(seconds_array(timestamps), shape)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if single:
+            raise ModelError(str(exc)) from None
         shown = repr(timestamps)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ModelError(f"timestamps must be integer seconds since 1970-01-01 UTC, one for "
-                         f"every pair or one for all {shape[0]:,}; got {shown}") from None
+        raise ModelError(f"timestamps must be seconds since 1970-01-01 UTC (or ISO dates), "
+                         f"one for every pair or one for all {shape[0]:,}; got {shown}: "
+                         f"{exc}") from None
+
+
+def _count(n, what="n") -> int:
+    """``n`` of recommend and similar_items: a whole number >= 0 (0 gives an empty frame)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ModelError(f"{what} must be a whole number >= 0, got {n!r}")
+    return int(n)
 
 
 def prediction_chunk(design, n) -> int:
