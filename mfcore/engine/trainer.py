@@ -489,6 +489,9 @@ class Divergence:
                 "off the ratings' scale)", "init"
         else:
             advice, cause = f"try a smaller learning rate (now {o.lr:g})", "learning-rate"
+            hint = self.model.divergence_hint()
+            if hint:
+                advice += f" or {hint}"
         raise TrainingDiverged(f"training diverged in epoch {epoch + 1} of "
                                f"{self.epoch0 + o.epochs}: {reason}; {advice}",
                                epoch + 1, cause, hist)

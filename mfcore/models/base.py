@@ -346,6 +346,11 @@ class RatingModel:
         trainer.fit(self, train, validation, **kwargs)
         return self.history_
 
+    def divergence_hint(self) -> str:
+        """A setting of this model, besides the learning rate, that a divergence may come
+        from ("a smaller beta (now 4) ..."), or "" (the default)."""
+        return ""
+
     def check_fit(self, *, validation=True, **kwargs):
         """Raise :class:`ModelError` for what ``fit(..., **kwargs)`` would refuse before
         reading any data: a bad hyper-parameter, an unknown or unsuited optimizer, a bad

@@ -91,6 +91,16 @@ class _KorenModel(RatingModel):
                 raise ModelError(f"without must list time terms from {', '.join(TIME_TERMS)}, "
                                  f"got {self.without!r}")
 
+    def divergence_hint(self) -> str:
+        """Above 1, beta makes the drift input dev_u(t) grow faster than the days
+        themselves: 200 days are 200^4 = 1.6e9 at beta = 4, and the drift terms' steps
+        follow."""
+        t = self._terms() if self._time else {}
+        if (t.get("drift") or t.get("factor_drift")) and float(self.beta) > 1:
+            return (f"a smaller beta (now {float(self.beta):g}; dev_u(t) grows as "
+                    f"|days|^beta, Koren's is 0.4)")
+        return ""
+
     def _switched_off(self):
         """The names in ``without`` (a tuple, or a comma-separated string), None when it
         is neither."""

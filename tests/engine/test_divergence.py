@@ -170,3 +170,17 @@ def test_dropout_and_overfitting_are_not_divergence(with_validation, small):
         assert not h.diverged
     # the rule's first half did fire: the training loss was above twice the start's
     assert h.loss[-1] > 2 * h.settings["start_loss"]
+
+
+def test_a_drift_exponent_above_one_is_named_beside_the_learning_rate(small):
+    """beta = 4 (the bound) diverges at the default rate, which alone was blamed."""
+    train, _ = small
+    with pytest.raises(TrainingDiverged) as err:
+        mfcore.create_model("timesvd", factors=2, beta=4.0, seed=0).fit(train, epochs=2,
+                                                                         verbose=0)
+    assert "try a smaller learning rate (now 0.01) or a smaller beta (now 4;" in str(err.value)
+    # beta <= 1, or no drift term: the learning rate alone, as for every other model
+    assert mfcore.create_model("timesvd", beta=4.0,
+                               without=("drift", "factor_drift")).divergence_hint() == ""
+    assert mfcore.create_model("timesvd", beta=1.0).divergence_hint() == ""
+    assert mfcore.create_model("mfb").divergence_hint() == ""
