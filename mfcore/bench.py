@@ -277,8 +277,10 @@ def _tiny_ratings():
     import numpy as np
     from .data import Ratings
     r = np.random.default_rng(0)
+    # timestamps over a year: the time-aware models refuse data without them
     return Ratings.from_arrays(r.integers(0, 50, 500), r.integers(0, 40, 500),
-                               r.integers(1, 6, 500))
+                               r.integers(1, 6, 500),
+                               timestamps=r.integers(880_000_000, 911_536_000, 500))
 
 
 def compile_seconds(model_name: str, optimizers=DEFAULT_OPTIMIZERS, factors: int = 4,

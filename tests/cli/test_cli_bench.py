@@ -51,6 +51,18 @@ def test_bench_table(no_keras_import):
     assert "ms/epoch" in res.stderr  # progress goes to stderr
 
 
+def test_bench_with_its_default_models_times_every_model(no_keras_import):
+    """The default --models is every model; the compile-time probe's data had no
+    timestamps, so a plain `mfcore bench` stopped at timesvd with no table."""
+    from mfcore.registry import MODELS
+    res = invoke("bench", "--ratings", "2000", "--factors", "2", "--repeat", "1",
+                 "--optimizers", "sgd", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [r["model"] for r in out["rows"]] == list(MODELS)
+    assert set(out["compile_seconds"]) == set(MODELS)
+
+
 def test_bench_json(no_keras_import):
     res = invoke(*TINY, "--optimizers", "sgd,sparse-adam", "--json", "-q")
     assert res.exit_code == 0 and res.stderr == ""
