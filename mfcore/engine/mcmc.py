@@ -332,6 +332,24 @@ class Posterior:
 
 # ------------------------------------------------------------------------------------- run
 
+#: bytes per factored column and factor that a run holds besides its kept samples: the
+#: sampler's float64 factors, their transpose, its latest sample and per-row scratch, and
+#: the model's float32 tables (measured: about 75 on ml-100k's mfb at k = 2,000 and 4,000)
+SAMPLER_BYTES_PER_FACTOR = 80
+
+
+def check_sampler_memory(factored, rank, samples, p=None):
+    """MemoryLimitError (:func:`mfcore.engine.memory.check_fits`) unless a run over
+    ``factored`` factored columns at ``rank`` keeping ``samples`` samples (``p`` columns in
+    all; default ``factored``) fits in the memory available."""
+    from .memory import check_fits
+    p = factored if p is None else p
+    S, cells = int(samples), int(factored) * int(rank)
+    check_fits({"kept samples": 4 * S * (2 + p + cells) + 8 * S,
+                "sampler state": SAMPLER_BYTES_PER_FACTOR * cells + 16 * p},
+               what=f"sampling at rank {int(rank):,} and keeping {S:,} samples")
+
+
 def run(design: FMDesign, rank: int, o: McmcOptions, validation=None, finish=None, settings=None):
     """Sample ``design`` for ``o.sweeps`` sweeps at ``rank``; returns ``(Posterior,
     SamplerHistory)``.
@@ -342,9 +360,7 @@ def run(design: FMDesign, rank: int, o: McmcOptions, validation=None, finish=Non
     settings: recorded in the history besides the options."""
     layout = Layout.of(design, rank)
     S, p, vcols = o.samples, layout.p, layout.vcols
-    from .memory import check_fits
-    check_fits({"kept samples": 4 * S * (2 + p + len(vcols) * layout.rank) + 8 * S},
-               what=f"keeping {S:,} samples")
+    check_sampler_memory(len(vcols), layout.rank, S, p)
     w0s, alphas = np.empty(S, np.float32), np.empty(S, np.float32)
     ws = np.empty((S, p), np.float32)
     Vs = np.empty((S, len(vcols), layout.rank), np.float32)

@@ -443,3 +443,23 @@ def test_kept_samples_that_do_not_fit_are_refused_with_the_figure(monkeypatch):
     with pytest.raises(MemoryLimitError, match="keeping 100,000 samples needs"):
         mfcore.create_model("mfb", factors=8).fit(tiny_sets()[0], optimizer="mcmc", verbose=0,
                                                    samples=100_000, burn_in=0)
+
+
+def test_a_rank_too_large_for_memory_is_refused_before_the_sampler_allocates(monkeypatch,
+                                                                             ml100k_split):
+    """k = 200,000 on ml-100k: the model's tables (2.1 GB) and the sampler's float64
+    factors were allocated before the only check (of the kept samples); under a 2 GiB
+    limit the process reached 4.6 GiB before refusing, and under ulimit it died in a
+    NumPy traceback."""
+    import resource
+    from mfcore.errors import MemoryLimitError
+    train, _ = ml100k_split
+    monkeypatch.setenv("MFCORE_MEMORY_LIMIT", "2GiB")
+    model = mfcore.create_model("mfb", factors=200_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(MemoryLimitError, match=r"sampling at rank 200,000 and keeping 2 "
+                                               r"samples needs .* \(sampler state"):
+        model.fit(train, optimizer="mcmc", verbose=0, samples=2, burn_in=0)
+    grew_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grew_kib < 200_000, grew_kib          # nothing of the rank's size was allocated
+    assert getattr(model, "tables_", None) is None and getattr(model, "posterior_", None) is None
