@@ -257,6 +257,18 @@ def from_dataframe(df, user_col="user", item_col="item", rating_col="rating",
             pos, label = row_label(missing)
             raise DataError(f"missing {role} id at row {pos} (index {format_id(label)})", name)
         arr = values.to_numpy()
+        if arr.dtype.kind == "O" and len(arr) and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                for v in arr):
+            # Python ints (an object column): integer ids, not strings; one beyond 64 bits
+            # is named, not turned (with every other id) into text
+            big = np.array([not -2 ** 63 <= int(v) < 2 ** 63 for v in arr])
+            if big.any():
+                pos, label = row_label(big)
+                raise DataError(f"{role} id {format_id(arr[pos])} at row {pos} (index "
+                                f"{format_id(label)}) is too large: integer ids must be at most "
+                                f"{2 ** 63 - 1:,} (2^63 - 1)", name)
+            arr = arr.astype(np.int64)
         if arr.dtype.kind == "f":
             if np.any(arr != np.floor(arr)):
                 pos, label = row_label(arr != np.floor(arr))

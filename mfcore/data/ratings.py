@@ -134,6 +134,9 @@ class Ratings:
             raise DataError(f"rating at row {bad} is not a finite number")
         uidx, uids = _index(users, user_ids, "user")
         iidx, iids = _index(items, item_ids, "item")
+        if titles is not None and not hasattr(titles, "items"):
+            raise DataError(f"titles must be a mapping {{item id: title}}, got a "
+                            f"{type(titles).__name__}")
         return cls(uidx, iidx, ratings, timestamps, uids, iids, dict(titles or {}), name)
 
     def subset(self, rows) -> "Ratings":
@@ -246,7 +249,15 @@ def _index(raw, fixed, what):
     if fixed is None:
         ids, idx = np.unique(raw, return_inverse=True)
         return idx.astype(np.int32, copy=False).reshape(-1), ids
-    ids = np.asarray(fixed)
+    ids = np.asarray(fixed).reshape(-1)
+    if len(ids) > 1:
+        try:
+            increasing = bool(np.all(ids[1:] > ids[:-1]))
+        except TypeError:
+            increasing = False
+        if not increasing:
+            raise DataError(f"{what}_ids must be sorted with no repeats (they fix the index "
+                            f"space, which lookups search in order): use np.unique(...) of them")
     return lookup_ids(ids, raw, what, None), ids
 
 

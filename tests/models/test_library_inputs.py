@@ -92,3 +92,27 @@ def test_subset_names_a_position_outside_the_data(u1):
         train.subset(np.array([0.5]))
     assert len(train.subset(np.zeros(n, bool))) == 0
     assert len(train.subset(pd.Series(np.arange(5)).to_numpy())) == 5
+
+
+def test_fixed_id_maps_must_be_sorted_and_unique():
+    """[1, 1, 2] was accepted and saved a model load_model refused; [3, 1, 2] said
+    'unknown user id 1', which is in the list."""
+    for ids in ([1, 1, 2], [3, 1, 2]):
+        with pytest.raises(DataError, match="user_ids must be sorted with no repeats"):
+            Ratings.from_arrays([1, 2], [1, 2], [3.0, 4.0], user_ids=ids)
+    r = Ratings.from_arrays([3, 1], [1, 2], [3.0, 4.0], user_ids=[1, 2, 3])
+    assert r.users.tolist() == [2, 0] and r.n_users == 3
+    with pytest.raises(DataError, match=r"titles must be a mapping \{item id: title\}, got a list"):
+        Ratings.from_arrays([1, 2], [1, 2], [3.0, 4.0], titles=["a", "b"])
+
+
+def test_python_int_ids_in_an_object_column_stay_integers(u1):
+    """One id of 2**70 turned every id into text: the model then said user 196, which has
+    training ratings, was never seen."""
+    frame = u1[0].to_dataframe().head(200)
+    frame["user"] = frame["user"].astype(object)
+    r = mfcore.from_dataframe(frame)
+    assert r.user_ids.dtype.kind == "i"
+    frame.loc[frame.index[3], "user"] = 2 ** 70
+    with pytest.raises(DataError, match=r"user id 1180591620717411303424 at row 3 .* too large"):
+        mfcore.from_dataframe(frame)
