@@ -112,7 +112,8 @@ class RatingModel:
     def set_params(self, **params) -> "RatingModel":
         """Set hyper-parameters by name, check them, and return the model. Unknown names
         and invalid values raise ModelError. A fitted model rebuilds its parameters at
-        the next ``fit`` if the new values change them."""
+        the next ``fit`` if the new values change them; until then it predicts with its
+        fitted weights, and :meth:`save` refuses (the file would not match them)."""
         names = set(self._param_names())
         unknown = sorted(set(params) - names)
         if unknown:

@@ -63,6 +63,13 @@ def save_model(model, path, keep_samples=None) -> str:
         if isinstance(keep_samples, bool) or not isinstance(keep_samples, (int, np.integer)) \
                 or keep_samples < 0:
             raise ModelError(f"keep_samples must be a non-negative integer, got {keep_samples!r}")
+    built, now = getattr(model, "_built_params", None), model._build_key()
+    if built is not None and built != now:
+        changed = ", ".join(f"{k} {built.get(k)!r} -> {now.get(k)!r}" for k in sorted(now)
+                            if built.get(k) != now.get(k))
+        raise ModelError(f"the model's parameters changed since it was fitted ({changed}); "
+                         f"its weights are still the fitted ones, so fit again before saving, "
+                         f"or set the parameters back")
     path = os.fspath(path)
     tables = model.tables_
     meta = {

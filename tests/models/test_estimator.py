@@ -50,3 +50,19 @@ def test_changed_parameters_rebuild_at_the_next_fit(small):
     assert m.U_.shape[1] == 7 and m.epochs_trained_ == 1
     m.fit(train, val, epochs=1, verbose=0)  # same parameters: a warm restart
     assert m.epochs_trained_ == 2
+
+
+def test_a_model_whose_parameters_changed_after_fit_is_not_saved(small, tmp_path):
+    """The file recorded the new factors beside the fitted tables: load_model refused it."""
+    from mfcore.errors import ModelError
+    train, val = small
+    m = mfcore.MFB(factors=4, seed=0)
+    m.fit(train, val, epochs=1, verbose=0)
+    m.set_params(factors=6)
+    with pytest.raises(ModelError, match=r"changed since it was fitted \(factors 4 -> 6\); "
+                                         r"its weights are still the fitted ones"):
+        m.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    m.set_params(factors=4)      # set back: saves, and loads
+    back = mfcore.load_model(m.save(tmp_path / "m.npz"))
+    assert back.factors == 4
