@@ -140,7 +140,7 @@ def check_regularised_step(model, *, n_users=6, n_items=5, batch=9, seed=0, h=1e
                             np.zeros_like(theta), np.zeros_like(theta),
                             np.array([2], np.int64), dense, np.zeros((6, 1)), np.zeros(6))
         cfg = optim.OptConfig(registry.SGD, lr, 0.9, 0.999, 1e-7, 0, batch, seed)
-        loss, _, _ = loop.run_batches(fam, Tc, P, pb.S, R, K, O, cfg, 0, 1, pb.ws)
+        loss, _, _ = loop.run_batches(fam, Tc, P, pb.S, R, K, O, cfg, 0, 1, pb.ws, 0.0)
         return loss / batch, Tc.W, P.theta
 
     W0, theta0 = T.W.copy(), pb.P.theta.copy()

@@ -33,17 +33,19 @@ def batch_span(O, cfg, bi, n_total):
 
 
 @njit(**CORE, fastmath=FAST)
-def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws):
+def run_batches(fam, T, P, S, R, K, O, cfg, b_first, b_last, ws, loss0):
     """Train kernel family ``fam`` (its marker, see :mod:`mfcore.kernels.dispatch`) on
     batches ``b_first .. b_last-1`` of the epoch whose records, already in epoch order, are
     ``S`` (batch ``b`` is records ``b*batch_size ...``).
 
-    ``O.step[0]`` is the global step count (advanced). Returns ``(sum over batches of batch
-    loss * batch size, samples seen, status)``; on a non-finite batch loss it stops before
-    updating anything, with status ``STATUS_NONFINITE``.
+    ``O.step[0]`` is the global step count (advanced). Returns ``(loss0 + sum over batches
+    of batch loss * batch size, samples seen, status)``; on a non-finite batch loss it stops
+    before updating anything, with status ``STATUS_NONFINITE``. ``loss0`` carries the sum
+    of the epoch's earlier calls, so that an epoch run in chunks (for a progress bar) adds
+    its batch losses in the same order as one call, to the last bit.
     """
     n_total = S.X.shape[0]
-    loss_sum = 0.0
+    loss_sum = loss0
     seen = 0
     for bi in range(b_first, b_last):
         t, start, n = batch_span(O, cfg, bi, n_total)

@@ -199,12 +199,12 @@ def _catch_up_rows(PK, count, last, t, cfg, tables, width):
 
 
 @njit(**CORE, fastmath=FAST)
-def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws):
+def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws, loss0):
     """Train batches ``b_first .. b_last-1`` of the epoch whose records, in epoch order, are
     ``S``, on the packed rows ``PK``, with Adam (``cfg.opt``: Keras' ``adam``, lazily caught
     up, or ``sparse-adam``). ``O.step[0]`` is the global step count (advanced), ``O.coef``
     the step's constants, ``O.last`` and ``O.tables`` Keras' lazy catch-up state. Returns
-    what :func:`mfcore.engine.loop.run_batches` returns.
+    what :func:`mfcore.engine.loop.run_batches` returns (``loss0`` as there).
 
     The loop is compiled once per packed :class:`~mfcore.kernels.packed_layout.Mode` (its
     switches are constants in it), and every function it calls, the kernel's included,
@@ -219,7 +219,7 @@ def adam_batches(fam, P, S, PK, O, cfg, b_first, b_last, ws):
     first_item = PK.first_item
     keras = cfg.opt == ADAM
     coef = O.coef
-    loss_sum = 0.0
+    loss_sum = loss0
     seen = 0
     for bi in range(b_first, b_last):
         t, start, n = batch_span(O, cfg, bi, n_total)

@@ -326,23 +326,24 @@ class Run:
             PK = self.packed
             packed.pack(T, st.M, st.V, PK)
             try:
-                loss_sum, seen, ok = self._batches(epoch, lambda lo, hi: packed.adam_batches(
-                    self.family, P, self.E, PK, O, cfg, lo, hi, self.ws))
+                loss_sum, seen, ok = self._batches(epoch, lambda lo, hi, s: packed.adam_batches(
+                    self.family, P, self.E, PK, O, cfg, lo, hi, self.ws, s))
             finally:
                 packed.unpack(PK, T, st.M, st.V)
             if adam:
                 optim.catch_up_all(T, O, cfg, int(self.step[0]))
         else:
-            loss_sum, seen, ok = self._batches(epoch, lambda lo, hi: loop.run_batches(
-                self.family, T, P, self.E, self.R, self.K, O, cfg, lo, hi, self.ws))
+            loss_sum, seen, ok = self._batches(epoch, lambda lo, hi, s: loop.run_batches(
+                self.family, T, P, self.E, self.R, self.K, O, cfg, lo, hi, self.ws, s))
             if adam:
                 optim.catch_up_all(T, O, cfg, int(self.step[0]))
         st.step = int(self.step[0])
         return loss_sum / max(seen, 1), ok
 
     def _batches(self, epoch, train):
-        """Run ``train(first, last)`` (a compiled batch loop returning (loss sum, samples,
-        status)) over the epoch's batches, in chunks when a progress bar is shown."""
+        """Run ``train(first, last, loss_so_far)`` (a compiled batch loop returning (loss
+        sum, samples, status), its sum continuing ``loss_so_far``) over the epoch's batches,
+        in chunks when a progress bar is shown: the same sum, to the last bit, either way."""
         chunks = min(self.n_batches, 50) if self.o.progress else 1
         bounds = np.linspace(0, self.n_batches, chunks + 1).astype(np.int64)
         bar = None
@@ -353,8 +354,7 @@ class Run:
         loss_sum, seen, status = 0.0, 0, loop.STATUS_OK
         try:
             for c in range(chunks):
-                ls, sn, status = train(int(bounds[c]), int(bounds[c + 1]))
-                loss_sum += ls
+                loss_sum, sn, status = train(int(bounds[c]), int(bounds[c + 1]), loss_sum)
                 seen += sn
                 if bar is not None:
                     bar.update(int(bounds[c + 1] - bounds[c]))

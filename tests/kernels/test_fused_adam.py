@@ -84,9 +84,9 @@ def test_packed_adam_agrees_with_the_general_path_batch_by_batch(name, factors, 
     for b in range(n_batches):
         before = general.W.copy()
         loss_g, seen_g, ok_g = loop.run_batches(model.kernel_family, general, P, S, R, K,
-                                                Og, cfg, b, b + 1, ws)
+                                                Og, cfg, b, b + 1, ws, 0.0)
         loss_f, seen_f, ok_f = packed.adam_batches(model.kernel_family, P, S, PK, Of, cfg, b,
-                                                   b + 1, ws)
+                                                   b + 1, ws, 0.0)
         assert (seen_f, ok_f) == (seen_g, ok_g)
         assert loss_f == pytest.approx(loss_g, rel=1e-12), b
         packed.unpack(PK, fused, Of.M, Of.V)

@@ -60,7 +60,7 @@ def _general_step(model, tables, T, S, j, lr):
                         np.zeros(T.off.size, np.int64), np.zeros((6, 1)), np.zeros(6))
     cfg = optim.OptConfig(registry.SGD, lr, 0.9, 0.999, 1e-7, 0, 1, 0)
     loss, _, _ = loop.run_batches(model.kernel_family, T, P, S, R, K, O, cfg, j, j + 1,
-                                  np.zeros(model.design_.workspace(1)))
+                                  np.zeros(model.design_.workspace(1)), 0.0)
     return loss
 
 
