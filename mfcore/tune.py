@@ -277,12 +277,25 @@ def default_space(model, optimizer=None, l2_mode=None, fixed=()) -> dict:
     names in ``fixed``. With ``sgd`` or ``sparse-adam`` and no fixed ``l2_mode`` the space
     also sets ``l2_mode=per-sample``: Keras' whole-table L2 moves every row at every step,
     which makes per-sample SGD about a thousand times slower and which sparse Adam refuses.
+    Under ``mcmc`` (no learning rate, priors learned) the space is the rank alone.
     """
     from .engine.trainer import FIT_DEFAULTS
     from .models import MODELS
     if model not in DEFAULT_SPACES:
         raise SpaceError(f"no default space for model {model!r}; give one (--space)")
     cls = MODELS[model]
+    fixed = {_key(k) for k in fixed}
+    if optimizer == "mcmc":
+        # the sampler learns its priors and has no learning rate: only the rank is a choice
+        if "factors" not in cls._param_names():
+            raise SpaceError(f"{model} under mcmc has no default space (it samples biases "
+                             f"only, and learns their priors); give one (--space)")
+        space = {k: d for k, d in parse_space("factors=logint(4,128)").items()
+                 if k not in fixed}
+        if not space:
+            raise SpaceError(f"{model} under mcmc: the default space is the rank alone, and "
+                             f"it is held fixed; give one (--space)")
+        return space
     own = {**FIT_DEFAULTS, **cls.fit_defaults}
     if optimizer is None or optimizer == own["optimizer"]:
         lr0 = own.get("lr") or registry.optimizer(own["optimizer"]).default_lr
@@ -300,7 +313,6 @@ def default_space(model, optimizer=None, l2_mode=None, fixed=()) -> dict:
             mode = default_mode
     text = DEFAULT_SPACES[model].format(lr=f"log({lr0 / 10:.3g},{lr0 * 10:.3g})",
                                         l2=L2_RANGES[mode]) + extra
-    fixed = {_key(k) for k in fixed}
     return {k: d for k, d in parse_space(text).items() if k not in fixed}
 
 

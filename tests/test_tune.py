@@ -121,6 +121,18 @@ def test_default_space_follows_the_optimizer_and_the_l2_mode():
     assert "factors" not in default_space("baseline")
 
 
+def test_the_default_space_under_mcmc_is_the_rank_alone():
+    """It held lr and l2 (which mcmc refuses), and with the sampler's lr of 0 the search
+    stopped at 'lr: log(0,0)', a space the user never gave."""
+    for name in ("mfb", "svdpp", "timesvdpp"):
+        space = default_space(name, "mcmc")
+        assert list(space) == ["factors"] and str(space["factors"]) == "logint(4,128)"
+    with pytest.raises(SpaceError, match="baseline under mcmc has no default space"):
+        default_space("baseline", "mcmc")
+    with pytest.raises(SpaceError, match="the rank alone, and it is held fixed"):
+        default_space("mfb", "mcmc", fixed=["factors"])
+
+
 # ---- folds ---------------------------------------------------------------------------------
 def test_foldset_matches_kfold_split_and_pickles_without_its_cache(small):
     import pickle
