@@ -116,6 +116,12 @@ def synthetic_ratings(n_ratings: int = 1_000_209, n_users: int | None = 6040,
     grouped by user, no repeated (user, item) pair.
     """
     check_seed(seed, "seed", DataError)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(noise) and noise >= 0):
+        raise DataError(f"noise must be a finite number >= 0 (a standard deviation), got "
+                        f"{noise!r}")
+    if isinstance(factors, bool) or not isinstance(factors, (int, np.integer)) or factors < 1:
+        raise DataError(f"factors must be a whole number >= 1, got {factors!r}")
     n_ratings = int(n_ratings)
     if n_ratings <= 0:
         raise DataError(f"n_ratings must be positive, got {n_ratings}")

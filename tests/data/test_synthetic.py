@@ -78,3 +78,12 @@ def test_writer_handles_half_stars_and_other_separators(tmp_path):
     assert p.read_text() == "3\t7\t4.5\t10\n1\t9\t0.25\t20\n"
     q = write_ratings_dat(r.subset([0]), tmp_path / "r.dat", timestamps=False)
     assert q.read_text() == "3::7::4.5\n"
+
+
+@pytest.mark.parametrize("kw,words", [(dict(noise=float("nan")), "noise must be a finite"),
+                                      (dict(noise=-0.5), "noise must be a finite"),
+                                      (dict(factors=0), "factors must be a whole number")])
+def test_generator_settings_that_make_no_data_are_refused(kw, words):
+    """noise=NaN gave 100 NaN ratings, and a fit on them blamed init_scale."""
+    with pytest.raises(DataError, match=words):
+        synthetic_ratings(100, **kw)
