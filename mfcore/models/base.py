@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..bounds import check_seed
-from ..data.ratings import Ratings, lookup_ids, seconds_array
+from ..data.ratings import Ratings, format_id, lookup_ids, seconds_array
 from ..engine import loop, samples, trainer
 from ..engine.contract import Params
 from ..engine.tables import ParameterTables
@@ -496,6 +496,9 @@ class RatingModel:
             raise ModelError(f"users and items must have the same length "
                              f"({users.shape[0]} vs {items.shape[0]})")
         if ids == "raw":
+            for what, given, own in (("user", users, self.user_ids_),
+                                     ("item", items, self.item_ids_)):
+                _check_id_kind(what, given, own)
             return (lookup_ids(self.user_ids_, users, "user", -1),
                     lookup_ids(self.item_ids_, items, "item", -1))
         if ids == "index":
@@ -657,6 +660,7 @@ class RatingModel:
         """
         self._require_fitted()
         n = _count(n)
+        user = _one(user, "user")
         u, _ = self._to_indices([user], [self.item_ids_[0]] if ids == "raw" else [0], ids)
         u = int(u[0])
         if u < 0 or self.user_counts_[u] == 0:
@@ -677,6 +681,7 @@ class RatingModel:
         (items without training ratings excluded). DataFrame: item, similarity, title."""
         self._require_fitted()
         n = _count(n)
+        item = _one(item, "item")
         _, i = self._to_indices([self.user_ids_[0]] if ids == "raw" else [0], [item], ids)
         i = int(i[0])
         if i < 0 or self.item_counts_[i] == 0:
@@ -731,6 +736,27 @@ def _timestamps_for(timestamps, shape, single=False):
         raise ModelError(f"timestamps must be seconds since 1970-01-01 UTC (or ISO dates), "
                          f"one for every pair or one for all {shape[0]:,}; got {shown}: "
                          f"{exc}") from None
+
+
+def _check_id_kind(what, given, own):
+    """ModelError when raw ids are text and the model's numbers, or the other way round:
+    every such id would otherwise be "never seen in training"."""
+    gk, ok = np.asarray(given).dtype.kind, np.asarray(own).dtype.kind
+    if not given.size or (gk in "US") == (ok in "US") or gk not in "USiuf":
+        return
+    if gk in "US":
+        raise ModelError(f"{what} ids are given as text ({format_id(given.flat[0])}), but the "
+                         f"model's {what} ids are numbers: pass them as numbers")
+    raise ModelError(f"{what} ids are given as numbers ({format_id(given.flat[0])}), but the "
+                     f"model's {what} ids are text: pass them as strings")
+
+
+def _one(value, what):
+    """A single id for recommend and similar_items; ModelError for a sequence."""
+    if np.ndim(value) != 0:
+        raise ModelError(f"{what} must be one id, got a sequence of {np.size(value)}; call "
+                         f"once per {what}")
+    return value
 
 
 def _count(n, what="n") -> int:

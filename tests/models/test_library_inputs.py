@@ -116,3 +116,23 @@ def test_python_int_ids_in_an_object_column_stay_integers(u1):
     frame.loc[frame.index[3], "user"] = 2 ** 70
     with pytest.raises(DataError, match=r"user id 1180591620717411303424 at row 3 .* too large"):
         mfcore.from_dataframe(frame)
+
+
+def test_ids_of_the_wrong_kind_are_named_not_called_unseen(timesvd, u1):
+    """predict(['196'], ['242']) on an integer-id model said user 196, which has training
+    ratings, was never seen; recommend([196, 22]) said the lengths differed (1 vs 1)."""
+    train, _ = u1
+    user, item = int(train.user_ids[train.users[0]]), int(train.item_ids[train.items[0]])
+    with pytest.raises(ModelError, match=r"user ids are given as text \('%d'\), but the "
+                                         r"model's user ids are numbers" % user):
+        timesvd.predict([str(user)], [item])
+    with pytest.raises(ModelError, match="item ids are given as text"):
+        timesvd.similar_items(str(item))
+    with pytest.raises(ModelError, match="user must be one id, got a sequence of 2"):
+        timesvd.recommend([user, user])
+    assert np.isfinite(timesvd.predict([user], [item])).all()
+    text = Ratings.from_arrays(["a", "b"], ["x", "y"], [3.0, 4.0], timestamps=[8e8, 9e8])
+    model = mfcore.create_model("mfb", factors=2, seed=0)
+    model.fit(text, epochs=1, verbose=0)
+    with pytest.raises(ModelError, match="user ids are given as numbers .* are text"):
+        model.predict([1], ["x"])
