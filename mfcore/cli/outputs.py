@@ -83,6 +83,13 @@ def check_output(path, option, inputs=(), *, models_only=False, force=False,
     if not path.strip():
         raise OutputError(f"{option}: the file name is empty")
     where = f"{option} {path}"
+    if not os.path.isabs(path):
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            raise OutputError(f"{where}: a relative path, and the working directory no "
+                              f"longer exists (it was deleted); cd to a folder that exists "
+                              f"or give an absolute path") from None
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -211,3 +211,19 @@ def test_check_output_library_use(tmp_path):
         check_output(src, "--out", [(src, "the input")])
     with pytest.raises(OutputError, match="a folder"):
         check_output(tmp_path, "--out")
+
+
+def test_a_relative_output_from_a_deleted_working_directory_is_explained(tmp_path):
+    """It failed with a bare '[Errno 2] No such file or directory' naming nothing."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    here = os.getcwd()
+    os.chdir(gone)
+    try:
+        gone.rmdir()
+        with pytest.raises(OutputError, match=r"--save rel.npz: a relative path, and the "
+                                              r"working directory no longer exists"):
+            check_output("rel.npz", "--save")
+        check_output(str(tmp_path / "abs.npz"), "--save")   # an absolute path is fine
+    finally:
+        os.chdir(here)
