@@ -727,7 +727,10 @@ def _timestamps_for(timestamps, shape, single=False):
     try:
         if single and np.ndim(timestamps) != 0:
             raise ValueError("timestamp must be one time, not a sequence")
-        return np.broadcast_to(seconds_array(timestamps), shape)
+        secs = seconds_array(timestamps)
+        if secs.size != 1 and secs.shape != tuple(shape):
+            raise ValueError(f"{secs.size:,} timestamps for {shape[0]:,} pairs")
+        return np.broadcast_to(secs.reshape(()) if secs.size == 1 else secs, shape)
     except (TypeError, ValueError, OverflowError) as exc:
         if single:
             raise ModelError(str(exc)) from None

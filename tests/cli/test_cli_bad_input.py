@@ -318,8 +318,10 @@ def test_bad_values_reaching_the_library_name_the_argument(small, ml100k):
     from mfcore.tune import search
     _, model_path = small
     model = mfcore.load_model(model_path)
-    for ts in (["x"], [1, 2, 3]):
-        with pytest.raises(ModelError, match="timestamps must be integer seconds"):
+    for ts, why in ((["x"], "timestamp 'x' is neither whole seconds"),
+                    ([1, 2, 3], "3 timestamps for 1 pairs")):
+        with pytest.raises(ModelError, match=f"timestamps must be seconds since 1970-01-01 UTC "
+                                             f".*: {why}"):
             model.predict([196], [242], timestamps=ts)
     with pytest.raises(MfcoreError, match="holds out no rating"):
         search("mfb", ml100k, grid="factors=2", holdout=1e-300, epochs=1, jobs=1)
