@@ -372,6 +372,23 @@ def _check_address(address):
     except (ValueError, TypeError) as exc:
         raise MfcoreError(f"{address!r} is not a Dask scheduler address such as "
                           f"tcp://host:8786 ({exc})") from None
+    if scheme == "inproc" and not _inproc_listening(location):
+        # a scheduler inside another process: unreachable, and the Client's finaliser
+        # would wait a minute at exit
+        raise MfcoreError(f"{address!r} is an inproc:// address, and no scheduler of this "
+                          f"process listens there; give one that does, such as "
+                          f"tcp://host:8786")
+
+
+def _inproc_listening(location) -> bool:
+    """Whether an inproc:// scheduler of this process listens at ``location``."""
+    try:
+        from distributed.comm.inproc import global_manager
+        return global_manager.get_listener_for(location) is not None
+    except ValueError:     # not this process's host and pid
+        return False
+    except Exception:  # noqa: BLE001 - any other doubt: let the Client try
+        return True
 
 
 def make_backend(jobs=None, scheduler=None, retries: int = 2) -> Backend:

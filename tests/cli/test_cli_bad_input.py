@@ -234,16 +234,40 @@ def test_compare_says_on_stderr_which_model_failed_and_why(small):
     assert line
 
 
-def test_a_malformed_scheduler_address_fails_at_once(small):
+@pytest.mark.parametrize("address,words", [
+    ("not an address", "is not a Dask scheduler address"),
+    ("inproc://nowhere", "is an inproc:// address, and no scheduler of this process"),
+])
+def test_a_malformed_scheduler_address_fails_at_once(small, address, words):
     pytest.importorskip("distributed")
     data, _ = small
     res = subprocess.run([sys.executable, "-m", "mfcore", "cv", "--data", str(data), "--model",
                           "mfb", "--factors", "2", "--epochs", "1", "--folds", "2", "-q",
-                          "--scheduler", "not an address"], capture_output=True, text=True,
+                          "--scheduler", address], capture_output=True, text=True,
                          timeout=50)  # the half-built client's finaliser used to wait 60 s
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "is not a Dask scheduler address" in lines[0], res.stderr
+    assert len(lines) == 1 and words in lines[0], res.stderr
+
+
+def test_an_inproc_scheduler_of_this_process_is_accepted(monkeypatch):
+    """Refusing inproc:// (its Client waited a minute at exit when nothing listened) must
+    not refuse a scheduler that listens in this very process."""
+    pytest.importorskip("distributed")
+    from distributed.comm.inproc import global_manager
+    from mfcore.errors import MfcoreError
+    from mfcore.parallel import _check_address
+    # the manager finds this host's address by a UDP connect, which the tests forbid
+    monkeypatch.setattr(global_manager, "_ip", "127.0.0.1")
+    location = global_manager.new_address()
+    listener = type("Listener", (), {})()        # the manager keeps a weak reference
+    global_manager.add_listener(location, listener)
+    try:
+        _check_address(f"inproc://{location}")
+    finally:
+        global_manager.remove_listener(location)
+    with pytest.raises(MfcoreError, match="no scheduler of this process listens there"):
+        _check_address(f"inproc://{location}")       # gone: nothing listens now
 
 
 def test_time_input_options_without_time_features_are_refused(small):
