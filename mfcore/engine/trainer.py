@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import registry
 from ..bounds import MAX_BATCH, MAX_EPOCHS, check_seed
-from ..errors import MemoryLimitError, MfcoreError, ModelError, TrainingDiverged
+from ..errors import ModelError, TrainingDiverged
 from ..kernels import dispatch
 from . import loop, memory, optim, packed, samples, sgd
 from .contract import G2_NONE, G2_OCCURRENCES, G2_SUM, buffers
@@ -598,17 +598,7 @@ def fit(model, train, validation=None, **options):
     o = fit_options(model, validation, **options)
     if len(train) == 0:
         raise ModelError("the training set is empty")
-    pre_fit = model._pre_fit_state()
-    try:
-        return _fit(model, train, validation, o)
-    except MfcoreError:
-        model._return_to(pre_fit)
-        raise
-    except MemoryError:
-        model._return_to(pre_fit)
-        raise MemoryLimitError(f"ran out of memory while training {model.name} (the estimate "
-                               f"before allocating said it would fit; other processes may "
-                               f"have taken memory since)") from None
+    return model._fit_or_undo("training", lambda: _fit(model, train, validation, o))
 
 
 def _fit(model, train, validation, o):

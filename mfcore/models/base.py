@@ -30,7 +30,7 @@ from ..data.ratings import Ratings, format_id, lookup_ids, seconds_array
 from ..engine import loop, samples, trainer
 from ..engine.contract import Params
 from ..engine.tables import ParameterTables
-from ..errors import DataError, ModelError, UnknownIdsError
+from ..errors import DataError, MemoryLimitError, MfcoreError, ModelError, UnknownIdsError
 
 UNKNOWN_POLICIES = ("raise", "nan", "mean")
 EVALUATE_POLICIES = ("model", "skip", "mean")
@@ -384,6 +384,22 @@ class RatingModel:
             arrays = (self.tables_.arena.W.copy(), self.theta_.copy(), self.state_.copy(),
                       None if st is None else st.copy())
         return saved, arrays
+
+    def _fit_or_undo(self, doing, run):
+        """``run()`` (a fit's work); any mfcore error, or running out of memory (then a
+        MemoryLimitError saying what ``doing`` was, "training" or "sampling"), leaves the
+        model as :meth:`_pre_fit_state` found it before the error goes on."""
+        pre_fit = self._pre_fit_state()
+        try:
+            return run()
+        except MfcoreError:
+            self._return_to(pre_fit)
+            raise
+        except MemoryError:
+            self._return_to(pre_fit)
+            raise MemoryLimitError(f"ran out of memory while {doing} {self.name} (the "
+                                   f"estimate before allocating said it would fit; other "
+                                   f"processes may have taken memory since)") from None
 
     def _return_to(self, pre_fit):
         """Put the model back as :meth:`_pre_fit_state` found it (unfitted if it was)."""

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..engine import mcmc
 from ..engine.fm_design import CSR, FMDesign, RelationBlock, hstack, one_hot, row_normalised
-from ..errors import MemoryLimitError, MfcoreError, ModelError
+from ..errors import ModelError
 
 #: the models mcmc supports (structurally: those that are factorization machines)
 SUPPORTED = ("baseline", "mfb", "svdpp", "timesvd", "timesvdpp")
@@ -227,17 +227,7 @@ def fit(model, train, validation=None, **options):
     # before anything of the rank's size exists: every model factors at least a column per
     # user and per item (the exact columns are checked again in mcmc.run)
     mcmc.check_sampler_memory(train.n_users + train.n_items, rank, o.samples)
-    pre_fit = model._pre_fit_state()
-    try:
-        return _sample(model, train, validation, o)
-    except MfcoreError:
-        model._return_to(pre_fit)
-        raise
-    except MemoryError:
-        model._return_to(pre_fit)
-        raise MemoryLimitError(f"ran out of memory while sampling {model.name} (the estimate "
-                               f"before allocating said it would fit; other processes may "
-                               f"have taken memory since)") from None
+    return model._fit_or_undo("sampling", lambda: _sample(model, train, validation, o))
 
 
 def _sample(model, train, validation, o):
